@@ -1,0 +1,114 @@
+"""The ``dli-exporter`` command: flags, start-up validation, signals, and the demo."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+from typing import Any
+
+from . import __version__, logs
+from . import simulator as sim_module
+from .server import build_exporter
+from .settings import ConfigError, Settings, load_settings, unknown_env_names
+
+log = logging.getLogger("exporter")
+
+EXIT_OK = 0
+EXIT_CONFIG = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dli-exporter",
+        description="Prometheus exporter for Flink jobs on Huawei Cloud Data Lake Insight (DLI). "
+        "Settings come from the environment (see the README); these flags override them.",
+    )
+    parser.add_argument("--demo", action="store_true",
+                        help="serve a built-in simulated DLI API on loopback; no credentials needed")
+    parser.add_argument("--listen-address", dest="listen_address", metavar="HOST:PORT",
+                        help="where to serve /metrics (DLI_EXPORTER_LISTEN_ADDRESS)")
+    parser.add_argument("--region", help="DLI region, e.g. cn-north-4 (DLI_EXPORTER_REGION)")
+    parser.add_argument("--endpoint", help="DLI endpoint URL (DLI_EXPORTER_ENDPOINT)")
+    parser.add_argument("--project-ids", dest="project_ids", metavar="IDS",
+                        help="comma-separated project ids (DLI_EXPORTER_PROJECT_IDS)")
+    parser.add_argument("--show-detail", dest="show_detail", action="store_const", const=True,
+                        help="ask for job details and export job_config metrics (DLI_EXPORTER_SHOW_DETAIL)")
+    parser.add_argument("--cache-seconds", dest="cache_seconds", metavar="SECONDS",
+                        help="reuse a sweep for this long (DLI_EXPORTER_CACHE_SECONDS)")
+    parser.add_argument("--log-level", dest="log_level", help="debug, info, warning or error (DLI_EXPORTER_LOG_LEVEL)")
+    parser.add_argument("--log-format", dest="log_format", help="logfmt or json (DLI_EXPORTER_LOG_FORMAT)")
+    parser.add_argument("--version", action="version", version=f"dli-exporter {__version__}")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the exporter until SIGTERM or SIGINT. Returns the process exit code."""
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error (argparse exits 2)
+        return int(exc.code or 0)
+    overrides: dict[str, Any] = {k: v for k, v in vars(args).items() if k != "demo" and v is not None}
+
+    simulator = None
+    if args.demo:
+        simulator = sim_module.Simulator(sim_module.demo_projects(), evolve=True).start()
+        overrides = {
+            "ak": sim_module.DEMO_AK, "sk": sim_module.DEMO_SK, "endpoint": simulator.url,
+            "project_ids": ",".join(simulator.projects), "show_detail": True, "cache_seconds": 0,
+            # Credentials of the real cloud in the environment must not leak into the demo:
+            # an empty value overrides the variable and reads as unset.
+            "iam_username": "", "security_token": "", **overrides,
+        }
+    try:
+        try:
+            settings = load_settings(overrides)
+        except ConfigError as exc:
+            print(f"dli-exporter: invalid setting {exc.setting}: {exc.problem}", file=sys.stderr)
+            return EXIT_CONFIG
+        logs.setup(settings.log_level, settings.log_format)
+        for name in unknown_env_names():
+            log.warning("unknown setting ignored: %s", name)
+        return _serve(settings, demo=simulator is not None)
+    finally:
+        if simulator is not None:
+            simulator.stop()
+
+
+def _serve(settings: Settings, demo: bool) -> int:
+    try:
+        exporter = build_exporter(settings)
+    except OSError as exc:
+        print(f"dli-exporter: invalid setting DLI_EXPORTER_LISTEN_ADDRESS: cannot listen on "
+              f"{settings.listen_address}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_CONFIG
+
+    stopping = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        if not stopping.is_set():
+            stopping.set()
+            log.info("shutting down", extra={"signal": signal.Signals(signum).name})
+            # shutdown() waits for serve_forever() to return, which runs on this (main) thread.
+            threading.Thread(target=exporter.stop, name="shutdown", daemon=True).start()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        log.info("listening", extra={"address": settings.listen_address, "url": exporter.url + "/metrics",
+                                     "endpoint": settings.api_endpoint,
+                                     "projects": ",".join(settings.effective_project_ids), "demo": demo,
+                                     "version": __version__})
+        exporter.serve_forever()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        exporter.stop()
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,259 @@
+"""Mapping a sweep to Prometheus metric families, and the one table that declares every metric.
+
+The collector keeps no gauges between scrapes: each scrape yields fresh families built from the
+latest snapshot, so a job that disappears from the API disappears from ``/metrics``. A project
+whose sweep failed shows ``dli_up 0`` and none of its job series (partial counts fire false
+alerts); other projects are not affected.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Protocol, cast
+
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
+
+from . import __version__
+from .client import LATENCY_BUCKETS, ApiStats
+from .models import Job
+from .sweeper import Snapshot
+
+P = "project_id"
+
+# prometheus-client's number formatting (Go's), typed for our use.
+go_float = cast(Callable[[float], str], floatToGoString)
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    name: str  # as exposed (counters end in _total)
+    type: str  # gauge, counter or histogram
+    help: str
+    labels: tuple[str, ...]
+    # "summary" (always), "jobs" (per job, off with per_job_metrics), "detail" (also needs
+    # show_detail) or "health" (the exporter's own state)
+    group: str
+
+
+# The single declaration of every metric: the collector, the README table and the tests read it.
+METRICS: tuple[MetricSpec, ...] = (
+    MetricSpec("dli_jobs", "gauge", "Number of DLI Flink jobs by status, job type, queue and run mode.",
+               (P, "status", "job_type", "queue", "run_mode"), "summary"),
+    MetricSpec("dli_job_info", "gauge", "Information about a DLI Flink job; always 1.",
+               (P, "job_id", "name", "job_type", "queue", "run_mode", "user_name"), "jobs"),
+    MetricSpec("dli_job_status", "gauge", "Current status of a DLI Flink job; 1 for that status only.",
+               (P, "job_id", "status"), "jobs"),
+    MetricSpec("dli_job_restarts_total", "counter", "Number of times the job restarted, as DLI reports it.",
+               (P, "job_id"), "jobs"),
+    MetricSpec("dli_job_duration_seconds", "gauge",
+               "Running duration of the job as DLI reports it, in seconds.", (P, "job_id"), "jobs"),
+    MetricSpec("dli_job_created_timestamp_seconds", "gauge",
+               "When the job was created, in seconds since the epoch.", (P, "job_id"), "jobs"),
+    MetricSpec("dli_job_started_timestamp_seconds", "gauge",
+               "When the job was last started, in seconds since the epoch.", (P, "job_id"), "jobs"),
+    MetricSpec("dli_job_has_savepoint", "gauge", "1 if the job has a savepoint, else 0.",
+               (P, "job_id"), "jobs"),
+    MetricSpec("dli_job_compute_units", "gauge", "Compute units (CUs) configured for the job.",
+               (P, "job_id"), "detail"),
+    MetricSpec("dli_job_parallelism", "gauge", "Parallelism configured for the job.",
+               (P, "job_id"), "detail"),
+    MetricSpec("dli_job_checkpoint_enabled", "gauge",
+               "1 if automatic checkpoints are enabled for the job, else 0.", (P, "job_id"), "detail"),
+    MetricSpec("dli_job_auto_restart_enabled", "gauge",
+               "1 if the job restarts automatically on exceptions, else 0.", (P, "job_id"), "detail"),
+    MetricSpec("dli_up", "gauge", "1 if the last sweep of the project read every page, else 0.",
+               (P,), "health"),
+    MetricSpec("dli_scrape_duration_seconds", "gauge", "Wall time of the sweep behind the data, in seconds.",
+               (P,), "health"),
+    MetricSpec("dli_last_success_timestamp_seconds", "gauge",
+               "When the last complete sweep of the project finished.", (P,), "health"),
+    MetricSpec("dli_api_requests_total", "counter",
+               "DLI API calls made, by HTTP status ('error' when no response came).", (P, "code"), "health"),
+    MetricSpec("dli_api_request_duration_seconds", "histogram", "Latency of DLI API calls, in seconds.",
+               (P,), "health"),
+    MetricSpec("dli_api_retries_total", "counter", "DLI API calls retried after an error.",
+               (P,), "health"),
+    MetricSpec("dli_iam_logins_total", "counter",
+               "IAM password logins, by HTTP status ('error' when no response came).", (P, "code"), "health"),
+    MetricSpec("dli_sweeps_total", "counter", "Sweeps of all projects started by scrapes.",
+               (), "health"),
+    MetricSpec("dli_cache_hits_total", "counter", "Scrapes answered from a cached or already running sweep.",
+               (), "health"),
+    MetricSpec("dli_exporter_build_info", "gauge", "Build information of dli-exporter; always 1.",
+               ("version",), "health"),
+)
+SPECS = {spec.name: spec for spec in METRICS}
+
+# The deadline (time.monotonic()) of the scrape being served. collect() takes no arguments, so the
+# HTTP handler passes the scrape's deadline through this variable, per thread.
+SCRAPE_DEADLINE: ContextVar[float | None] = ContextVar("SCRAPE_DEADLINE", default=None)
+
+
+class SnapshotSource(Protocol):
+    sweeps: int
+    cache_hits: int
+
+    def get(self, deadline: float) -> Snapshot: ...
+
+
+class Family:
+    """One metric family's samples, cheap to fill: label values are plain tuples in the order of
+    the spec's labels. :meth:`to_metric` gives prometheus-client's form for its encoders."""
+
+    __slots__ = ("samples", "spec")
+
+    def __init__(self, name: str) -> None:
+        self.spec = SPECS[name]
+        # (sample name, label names, label values, value)
+        self.samples: list[tuple[str, tuple[str, ...], tuple[str, ...], float]] = []
+
+    def add(self, values: tuple[str, ...], value: float) -> None:
+        self.samples.append((self.spec.name, self.spec.labels, values, value))
+
+    def add_histogram(self, values: tuple[str, ...], counts: Iterable[tuple[float, int]], count: int,
+                      total: float) -> None:
+        """Buckets as (upper bound, observations in that bucket alone); stored cumulatively."""
+        name, labels = self.spec.name, self.spec.labels
+        bucket_labels = (*labels, "le")
+        cumulative = 0
+        for bound, n in counts:
+            cumulative += n
+            self.samples.append((name + "_bucket", bucket_labels, (*values, go_float(bound)), cumulative))
+        self.samples.append((name + "_bucket", bucket_labels, (*values, "+Inf"), count))
+        self.samples.append((name + "_count", labels, values, count))
+        self.samples.append((name + "_sum", labels, values, total))
+
+    def to_metric(self) -> Metric:
+        spec = self.spec
+        base = spec.name.removesuffix("_total") if spec.type == "counter" else spec.name
+        metric = Metric(base, spec.help, spec.type)
+        for name, labels, values, value in self.samples:
+            metric.add_sample(name, dict(zip(labels, values, strict=True)), value)
+        return metric
+
+
+def job_families(snapshot: Snapshot, project_ids: Iterable[str], *, per_job: bool,
+                 show_detail: bool) -> list[Family]:
+    """The job families of every project whose sweep succeeded."""
+    summary = Family("dli_jobs")
+    wanted = {"jobs"} if per_job else set()
+    if per_job and show_detail:
+        wanted.add("detail")
+    fams = {s.name: Family(s.name) for s in METRICS if s.group in wanted}
+    for pid in project_ids:
+        result = snapshot.results.get(pid)
+        if result is None or result.jobs is None:
+            continue
+        jobs = sorted(result.jobs, key=lambda j: j.job_id)
+        counts = Counter((j.status, j.job_type, j.queue, j.run_mode) for j in jobs)
+        for (status, job_type, queue, run_mode), n in sorted(counts.items()):
+            summary.add((pid, status, job_type, queue, run_mode), n)
+        if per_job:
+            _add_jobs(fams, pid, jobs, show_detail)
+    return [summary, *fams.values()]
+
+
+def _add_jobs(fams: dict[str, Family], pid: str, jobs: list[Job], show_detail: bool) -> None:
+    add_info = fams["dli_job_info"].add
+    add_status = fams["dli_job_status"].add
+    add_restarts = fams["dli_job_restarts_total"].add
+    add_duration = fams["dli_job_duration_seconds"].add
+    add_created = fams["dli_job_created_timestamp_seconds"].add
+    add_started = fams["dli_job_started_timestamp_seconds"].add
+    add_savepoint = fams["dli_job_has_savepoint"].add
+    for job in jobs:
+        key = (pid, str(job.job_id))
+        add_info((*key, job.name, job.job_type, job.queue, job.run_mode, job.user_name), 1)
+        add_status((*key, job.status), 1)
+        if job.restart_times is not None:
+            add_restarts(key, job.restart_times)
+        if job.duration_ms is not None:
+            add_duration(key, job.duration_ms / 1000)
+        if job.create_time_ms is not None:
+            add_created(key, job.create_time_ms / 1000)
+        if job.start_time_ms is not None:
+            add_started(key, job.start_time_ms / 1000)
+        add_savepoint(key, 1 if job.has_savepoint else 0)
+        cfg = job.config
+        if show_detail and cfg is not None:
+            if cfg.cu_number is not None:
+                fams["dli_job_compute_units"].add(key, cfg.cu_number)
+            if cfg.parallel_number is not None:
+                fams["dli_job_parallelism"].add(key, cfg.parallel_number)
+            fams["dli_job_checkpoint_enabled"].add(key, 1 if cfg.checkpoint_enabled else 0)
+            fams["dli_job_auto_restart_enabled"].add(key, 1 if cfg.restart_when_exception else 0)
+
+
+def health_families(snapshot: Snapshot, project_ids: Iterable[str], stats: ApiStats,
+                    sweeps: int, cache_hits: int) -> list[Family]:
+    up = Family("dli_up")
+    duration = Family("dli_scrape_duration_seconds")
+    last = Family("dli_last_success_timestamp_seconds")
+    for pid in project_ids:
+        result = snapshot.results.get(pid)
+        up.add((pid,), 1 if result is not None and result.ok else 0)
+        if result is not None:
+            duration.add((pid,), result.duration)
+        if pid in snapshot.last_success:
+            last.add((pid,), snapshot.last_success[pid])
+    requests = Family("dli_api_requests_total")
+    for (pid, code), n in sorted(stats.requests.items()):
+        requests.add((pid, code), n)
+    latency = Family("dli_api_request_duration_seconds")
+    for pid, hist in sorted(stats.latency.items()):
+        latency.add_histogram((pid,), zip(LATENCY_BUCKETS, hist.buckets, strict=True), hist.count, hist.total)
+    retries = Family("dli_api_retries_total")
+    for pid, n in sorted(stats.retries.items()):
+        retries.add((pid,), n)
+    logins = Family("dli_iam_logins_total")
+    for (pid, code), n in sorted(stats.logins.items()):
+        logins.add((pid, code), n)
+    sweeps_family = Family("dli_sweeps_total")
+    sweeps_family.add((), sweeps)
+    hits = Family("dli_cache_hits_total")
+    hits.add((), cache_hits)
+    build = Family("dli_exporter_build_info")
+    build.add((__version__,), 1)
+    return [up, duration, last, requests, latency, retries, logins, sweeps_family, hits, build]
+
+
+class DliCollector(Collector):
+    """Yields every family of the contract from the snapshot the sweeper gives for this scrape."""
+
+    def __init__(self, source: SnapshotSource, stats: ApiStats, project_ids: Iterable[str], *,
+                 per_job: bool = True, show_detail: bool = False, default_timeout: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._source = source
+        self._stats = stats
+        self._project_ids = list(project_ids)
+        self._per_job = per_job
+        self._show_detail = show_detail
+        self._default_timeout = default_timeout
+        self._clock = clock
+
+    def describe(self) -> Iterator[Metric]:
+        """The families without samples: lets the registry check names without a sweep."""
+        for spec in METRICS:
+            yield Family(spec.name).to_metric()
+
+    def families(self) -> list[Family]:
+        """This scrape's families, sweeping (or reusing a sweep) within the scrape's deadline."""
+        deadline = SCRAPE_DEADLINE.get()
+        if deadline is None:
+            deadline = self._clock() + self._default_timeout
+        snapshot = self._source.get(deadline)
+        return [
+            *job_families(snapshot, self._project_ids, per_job=self._per_job, show_detail=self._show_detail),
+            *health_families(snapshot, self._project_ids, self._stats.copy(), self._source.sweeps,
+                             self._source.cache_hits),
+        ]
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self.families():
+            yield family.to_metric()

@@ -1,0 +1,181 @@
+"""The HTTP side: ``/metrics``, ``/healthz``, a landing page, and the factory that wires it all.
+
+``/metrics`` honours ``X-Prometheus-Scrape-Timeout-Seconds``: the sweep behind the scrape must end
+a little before Prometheus gives up, so the answer (with ``dli_up 0`` for unfinished projects)
+arrives in time instead of not at all. Content negotiation (OpenMetrics) and gzip are
+prometheus-client's own.
+"""
+
+from __future__ import annotations
+
+import gzip
+import html
+import logging
+import math
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder, gzip_accepted
+
+from . import __version__
+from .client import ApiStats, DliClient
+from .collector import SCRAPE_DEADLINE, DliCollector
+from .settings import Settings, parse_listen_address
+from .sweeper import Sweeper
+
+log = logging.getLogger(__name__)
+
+# Time kept back from Prometheus' scrape timeout for rendering and the network.
+DEADLINE_MARGIN = 0.5
+
+StartResponse = Callable[..., Any]
+
+
+def scrape_budget(header: str | None, default: float) -> float:
+    """Seconds a scrape may spend on sweeping, from Prometheus' timeout header or the default."""
+    timeout = default
+    if header:
+        try:
+            value = float(header)
+        except ValueError:
+            value = math.nan
+        if math.isfinite(value) and value > 0:
+            timeout = value
+    margin = min(DEADLINE_MARGIN, timeout * 0.2)
+    return timeout - margin
+
+
+def _landing_page() -> bytes:
+    version = html.escape(__version__)
+    return (
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>DLI exporter</title></head><body>"
+        f"<h1>DLI exporter</h1><p>Prometheus exporter for Huawei Cloud DLI Flink jobs, version {version}.</p>"
+        "<ul><li><a href=\"metrics\">Metrics</a></li><li><a href=\"healthz\">Health</a></li></ul>"
+        "</body></html>\n"
+    ).encode()
+
+
+class MetricsApp:
+    """The WSGI application."""
+
+    def __init__(self, registry: CollectorRegistry, default_timeout: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._registry = registry
+        self._default_timeout = default_timeout
+        self._clock = clock
+        self._landing = _landing_page()
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO") or "/"
+        method = environ.get("REQUEST_METHOD", "GET")
+        if method not in ("GET", "HEAD"):
+            return self._reply(start_response, "405 Method Not Allowed", b"method not allowed\n",
+                               extra=[("Allow", "GET, HEAD")])
+        if path == "/metrics":
+            return self._metrics(environ, start_response)
+        if path == "/healthz":
+            # Liveness only: it must not cost an API call, or probes would spend the API's quota.
+            return self._reply(start_response, "200 OK", b"ok\n")
+        if path == "/":
+            return self._reply(start_response, "200 OK", self._landing, "text/html; charset=utf-8")
+        return self._reply(start_response, "404 Not Found", b"not found\n")
+
+    def _metrics(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        budget = scrape_budget(environ.get("HTTP_X_PROMETHEUS_SCRAPE_TIMEOUT_SECONDS"), self._default_timeout)
+        token = SCRAPE_DEADLINE.set(self._clock() + budget)
+        try:
+            encoder, content_type = choose_encoder(environ.get("HTTP_ACCEPT", ""))
+            output = encoder(self._registry)
+        finally:
+            SCRAPE_DEADLINE.reset(token)
+        headers = []
+        if gzip_accepted(environ.get("HTTP_ACCEPT_ENCODING", "")):
+            output = gzip.compress(output, compresslevel=6)
+            headers.append(("Content-Encoding", "gzip"))
+        return self._reply(start_response, "200 OK", output, content_type, extra=headers)
+
+    @staticmethod
+    def _reply(start_response: StartResponse, status: str, body: bytes,
+               content_type: str = "text/plain; charset=utf-8",
+               extra: list[tuple[str, str]] | None = None) -> list[bytes]:
+        headers = [("Content-Type", content_type), ("Content-Length", str(len(body))), *(extra or [])]
+        start_response(status, headers)
+        return [body]
+
+
+class _Handler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002  (the base class's name)
+        log.debug("http %s", format % args)
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class _ThreadingServer6(_ThreadingServer):
+    address_family = socket.AF_INET6
+
+
+class Exporter:
+    """The running exporter: HTTP server, sweeper and client, built by :func:`build_exporter`."""
+
+    def __init__(self, settings: Settings, client: DliClient, sweeper: Sweeper,
+                 registry: CollectorRegistry, server: WSGIServer) -> None:
+        self.settings = settings
+        self.client = client
+        self.sweeper = sweeper
+        self.registry = registry
+        self.server = server
+        self._stopping = threading.Event()
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        host = str(self.server.server_address[0])
+        if host in ("0.0.0.0", "::"):  # noqa: S104  (not binding: naming a reachable address)
+            host = "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    def serve_forever(self) -> None:
+        self.server.serve_forever(poll_interval=0.2)
+
+    def stop(self) -> None:
+        """Stop serving (from any thread but the serving one) and release the client."""
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        self.server.shutdown()
+        self.server.server_close()
+        self.client.close()
+
+
+def build_exporter(settings: Settings) -> Exporter:
+    """Wire settings → client → sweeper → collector → registry → HTTP server (bound, not serving)."""
+    stats = ApiStats()
+    client = DliClient(settings, stats)
+    project_ids = settings.effective_project_ids
+    sweeper = Sweeper(client, project_ids, settings.cache_seconds)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(DliCollector(sweeper, stats, project_ids, per_job=settings.per_job_metrics,
+                                   show_detail=settings.show_detail, default_timeout=settings.scrape_timeout_seconds))
+    app = MetricsApp(registry, settings.scrape_timeout_seconds)
+    host, port = parse_listen_address(settings.listen_address)
+    server_class = _ThreadingServer6 if ":" in host else _ThreadingServer
+    try:
+        server = make_server(host, port, app, server_class=server_class, handler_class=_Handler)
+    except OSError:
+        client.close()
+        raise
+    return Exporter(settings, client, sweeper, registry, server)

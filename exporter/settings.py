@@ -1,0 +1,290 @@
+"""Configuration: every setting, read once from the environment (and flags) and validated at start-up.
+
+Credentials use the official Huawei Cloud SDK's variable names (``HUAWEICLOUD_SDK_*``) so an
+environment that already works with Huawei's tools works here; everything else is
+``DLI_EXPORTER_*``. A bad setting raises :class:`ConfigError` naming the variable; the CLI turns
+that into one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ENV_PREFIX = "DLI_EXPORTER_"
+DEFAULT_PORT = 9822
+JOB_TYPES = ("flink_sql_job", "flink_opensource_sql_job", "flink_jar_job")
+_REGION_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)+$")
+
+
+class ConfigError(Exception):
+    """A setting is missing or invalid. ``setting`` is the environment variable to fix."""
+
+    def __init__(self, setting: str, problem: str) -> None:
+        super().__init__(f"{setting}: {problem}")
+        self.setting = setting
+        self.problem = problem
+
+
+def _sdk(name: str, *more: str) -> Any:
+    """Environment names for a field that does not follow the prefix (the SDK's own names)."""
+    return AliasChoices(name, *more)
+
+
+class Settings(BaseSettings):
+    """All settings of the exporter. Build it with :func:`load_settings`, not directly."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        extra="ignore",
+        populate_by_name=True,
+        validate_default=True,
+        hide_input_in_errors=True,  # a rejected value may be a secret: never echo it
+    )
+
+    # --- credentials (official SDK names) ---
+    ak: str | None = Field(None, validation_alias=_sdk("HUAWEICLOUD_SDK_AK"))
+    sk: SecretStr | None = Field(None, validation_alias=_sdk("HUAWEICLOUD_SDK_SK"))
+    security_token: SecretStr | None = Field(
+        None, validation_alias=_sdk("HUAWEICLOUD_SDK_SECURITY_TOKEN")
+    )
+    sdk_project_id: str | None = Field(
+        None, validation_alias=_sdk("HUAWEICLOUD_SDK_PROJECT_ID")
+    )
+    sdk_region: str | None = Field(None, validation_alias=_sdk("HUAWEICLOUD_SDK_REGION"))
+
+    # --- IAM password login, the alternative to AK/SK ---
+    iam_username: str | None = None
+    iam_password: SecretStr | None = None
+    iam_domain: str | None = None
+    iam_endpoint: str | None = None
+
+    # --- where ---
+    region: str | None = None
+    endpoint: str | None = None
+    project_ids: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    # --- what to ask for (passed through to the list API) ---
+    show_detail: bool = False
+    job_type: str | None = None
+    queue_name: str | None = None
+    tags: str | None = None
+    user_name: str | None = None
+    name: str | None = Field(None, validation_alias=_sdk("DLI_EXPORTER_JOB_NAME", "DLI_EXPORTER_NAME"))
+    status: str | None = None
+    per_job_metrics: bool = True
+
+    # --- how ---
+    listen_address: str = f"0.0.0.0:{DEFAULT_PORT}"
+    cache_seconds: float = Field(10.0, ge=0, le=3600)
+    request_timeout_seconds: float = Field(10.0, gt=0, le=300)
+    retries: int = Field(3, ge=0, le=10)
+    concurrency: int = Field(8, ge=1, le=10)
+    scrape_timeout_seconds: float = Field(10.0, gt=0, le=600)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["logfmt", "json"] = "logfmt"
+
+    @field_validator("project_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.split(",")
+        if isinstance(value, list | tuple):
+            seen: dict[str, None] = {}
+            for item in value:
+                text = str(item).strip()
+                if text:
+                    seen[text] = None
+            return list(seen)
+        return value
+
+    @field_validator("project_ids")
+    @classmethod
+    def _check_ids(cls, value: list[str]) -> list[str]:
+        for pid in value:
+            if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", pid):
+                raise ValueError("project ids are letters, digits, '-' and '_' (comma-separated)")
+        return value
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator(
+        "ak", "sdk_project_id", "sdk_region", "iam_username", "iam_domain", "iam_endpoint", "region",
+        "endpoint", "job_type", "queue_name", "tags", "user_name", "name", "status", mode="before",
+    )
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip()
+            return value or None
+        return value
+
+    @field_validator("sk", "security_token", "iam_password", mode="before")
+    @classmethod
+    def _blank_secret_is_unset(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("region", "sdk_region")
+    @classmethod
+    def _check_region(cls, value: str | None) -> str | None:
+        if value is not None and not _REGION_RE.match(value):
+            raise ValueError("expected a region name such as cn-north-4")
+        return value
+
+    @field_validator("endpoint", "iam_endpoint")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("expected an http:// or https:// URL")
+        try:
+            parts.port  # noqa: B018  (raises on a bad port)
+        except ValueError:
+            raise ValueError("the URL's port is not a number from 0 to 65535") from None
+        return value.rstrip("/")
+
+    @field_validator("job_type")
+    @classmethod
+    def _check_job_type(cls, value: str | None) -> str | None:
+        if value is not None and value not in JOB_TYPES:
+            raise ValueError("expected one of " + ", ".join(JOB_TYPES))
+        return value
+
+    @field_validator("listen_address")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        parse_listen_address(value)
+        return value.strip()
+
+    # --- derived values ---
+
+    @property
+    def effective_region(self) -> str | None:
+        return self.region or self.sdk_region
+
+    @property
+    def effective_project_ids(self) -> list[str]:
+        if self.project_ids:
+            return self.project_ids
+        return [self.sdk_project_id] if self.sdk_project_id else []
+
+    @property
+    def api_endpoint(self) -> str:
+        if self.endpoint:
+            return self.endpoint
+        return f"https://dli.{self.effective_region}.myhuaweicloud.com"
+
+    @property
+    def token_endpoint(self) -> str:
+        base = self.iam_endpoint or f"https://iam.{self.effective_region}.myhuaweicloud.com"
+        return base + "/v3/auth/tokens"
+
+    @property
+    def uses_iam_login(self) -> bool:
+        return self.iam_username is not None
+
+    @property
+    def list_filters(self) -> dict[str, str]:
+        """The list API's filters that are set, by their API names' fields here."""
+        names = ("job_type", "queue_name", "tags", "user_name", "name", "status")
+        return {n: v for n in names if (v := getattr(self, n)) is not None}
+
+    def check(self) -> None:
+        """Rules that span several settings. Raises ConfigError naming the variable to set."""
+        if not self.effective_project_ids:
+            raise ConfigError(ENV_PREFIX + "PROJECT_IDS", "no project id set (or set HUAWEICLOUD_SDK_PROJECT_ID)")
+        if not self.endpoint and not self.effective_region:
+            raise ConfigError(ENV_PREFIX + "REGION", "set a region (e.g. cn-north-4) or DLI_EXPORTER_ENDPOINT")
+        if self.uses_iam_login:
+            if self.iam_password is None:
+                raise ConfigError(ENV_PREFIX + "IAM_PASSWORD", "required with DLI_EXPORTER_IAM_USERNAME")
+            if self.iam_domain is None:
+                raise ConfigError(ENV_PREFIX + "IAM_DOMAIN",
+                                  "required with DLI_EXPORTER_IAM_USERNAME (the account name)")
+            if not self.iam_endpoint and not self.effective_region:
+                raise ConfigError(ENV_PREFIX + "IAM_ENDPOINT", "set a region or the IAM endpoint for password login")
+            return
+        if self.ak is None and self.sk is None:
+            raise ConfigError(
+                "HUAWEICLOUD_SDK_AK",
+                "no credentials: set HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK, or DLI_EXPORTER_IAM_USERNAME",
+            )
+        if self.ak is None:
+            raise ConfigError("HUAWEICLOUD_SDK_AK", "required with HUAWEICLOUD_SDK_SK")
+        if self.sk is None:
+            raise ConfigError("HUAWEICLOUD_SDK_SK", "required with HUAWEICLOUD_SDK_AK")
+
+
+def env_name(field: str) -> str:
+    """The environment variable that sets ``field`` (the first alias, else the prefixed name)."""
+    info = Settings.model_fields.get(field)
+    alias = info.validation_alias if info else None
+    if isinstance(alias, AliasChoices):
+        first = alias.choices[0]
+        if isinstance(first, str):
+            return first
+    return ENV_PREFIX + field.upper()
+
+
+def known_env_names() -> set[str]:
+    """Every variable name the exporter reads, for warning about typos in DLI_EXPORTER_*."""
+    names = set()
+    for field, info in Settings.model_fields.items():
+        names.add(ENV_PREFIX + field.upper())
+        if isinstance(info.validation_alias, AliasChoices):
+            names.update(c for c in info.validation_alias.choices if isinstance(c, str) and c.isupper())
+    return names
+
+
+def unknown_env_names(environ: Mapping[str, str] | None = None) -> list[str]:
+    env = os.environ if environ is None else environ
+    known = known_env_names()
+    return sorted(k for k in env if k.upper().startswith(ENV_PREFIX) and k.upper() not in known)
+
+
+def parse_listen_address(value: str) -> tuple[str, int]:
+    """``host:port``, ``:port`` or ``[v6]:port`` to (host, port); an empty host means all."""
+    value = value.strip()
+    host, sep, port_text = value.rpartition(":")
+    if not sep or not port_text.isdigit():
+        raise ValueError("expected host:port, e.g. 0.0.0.0:9822 or :9822")
+    port = int(port_text)
+    if port > 65535:
+        raise ValueError("the port must be from 0 to 65535")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return (host or "0.0.0.0", port)  # noqa: S104  (an empty host means all, as in Go exporters)
+
+
+def load_settings(overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Read and validate every setting once. Raises ConfigError on the first problem found.
+
+    ``overrides`` are command-line values by field name; they win over the environment.
+    """
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    try:
+        settings = Settings(**given)
+    except ValidationError as exc:
+        err = exc.errors(include_input=False, include_url=False)[0]
+        field = str(err["loc"][0]) if err["loc"] else "settings"
+        raise ConfigError(env_name(field), _clean_message(err["msg"])) from None
+    settings.check()
+    return settings
+
+
+def _clean_message(msg: str) -> str:
+    msg = msg.removeprefix("Value error, ")
+    return " ".join(msg.split())
