@@ -223,15 +223,9 @@ class DliClient:
 
     # --- one request, with retries ---
 
-    def _url(self, project_id: str, params: Sequence[tuple[str, str]]) -> str:
-        # The query is built here, already in the signer's canonical order and encoding, so the
-        # server sees exactly the string that was signed.
-        query = "&".join(f"{quote(k, safe='~')}={quote(v, safe='~')}" for k, v in sorted(params))
-        return f"{self._base}/v1.0/{quote(project_id, safe='')}/streaming/jobs?{query}"
-
     def fetch_page(self, project_id: str, offset: int, deadline: float) -> Page:
         """One page of the job list, retried on connection errors, 5xx, 429 and DLI.0999."""
-        url = self._url(project_id, list_query(offset, self._filters, self.settings.show_detail))
+        url = list_url(self._base, project_id, list_query(offset, self._filters, self.settings.show_detail))
         auth = self._auth[project_id]
         attempt = 0
         relogged = False
@@ -345,16 +339,17 @@ class DliClient:
             pages.append(self._wait_one(self._pages.submit(self.fetch_page, project_id, offset, deadline), deadline))
             offset += PAGE_LIMIT
         unique: dict[int, Job] = {}
-        skipped = 0
         for page in pages:
-            skipped += page.skipped
             for job in page.jobs:
                 unique[job.job_id] = job
-        expected = pages[-1].total_count
-        if expected is not None and len(unique) + skipped < expected:
-            # A job deleted mid-sweep shifts later offsets left: one job was never on any page.
-            raise _Incomplete(f"saw {len(unique)} unique jobs of {expected}")
-        return list(unique.values()), len(pages), expected
+        # Completeness: entries read (duplicates and id-less entries included) against the count
+        # when the sweep began. A job deleted mid-sweep shifts later offsets left, so one job is on
+        # no page and the entries fall short; jobs created mid-sweep only add entries at the end.
+        read = sum(page.raw_count for page in pages)
+        expected = first.total_count
+        if expected is not None and read < expected:
+            raise _Incomplete(f"read {read} entries of {expected}")
+        return list(unique.values()), len(pages), pages[-1].total_count
 
     def _wait_one(self, future: Future[Page], deadline: float) -> Page:
         return self._wait_all([future], deadline)[0]
@@ -376,6 +371,13 @@ class DliClient:
         self._projects.shutdown(wait=False, cancel_futures=True)
         self._pages.shutdown(wait=False, cancel_futures=True)
         self._session.close()
+
+
+def list_url(base: str, project_id: str, params: Sequence[tuple[str, str]]) -> str:
+    """The list API's URL. The query is built here already in the signer's canonical order and
+    encoding, so the server sees exactly the string that was signed."""
+    query = "&".join(f"{quote(k, safe='~')}={quote(v, safe='~')}" for k, v in sorted(params))
+    return f"{base}/v1.0/{quote(project_id, safe='')}/streaming/jobs?{query}"
 
 
 def _json_or_none(content: bytes) -> Any:

@@ -1,0 +1,73 @@
+"""Shared fixtures: a clean environment, the simulator on loopback, and a running exporter."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from exporter.server import Exporter
+from exporter.simulator import Simulator
+from tests.helpers import jobs, running_exporter, settings_for
+
+ROOT = Path(__file__).resolve().parent.parent
+GOLDEN = Path(__file__).resolve().parent / "golden"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests see none of the developer's real credentials or settings."""
+    for key in list(os.environ):
+        if key.startswith(("HUAWEICLOUD_", "DLI_EXPORTER_")):
+            monkeypatch.delenv(key)
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    """A simulator with two small projects, no evolution, on 127.0.0.1."""
+    simulator = Simulator({"p1": jobs(3), "p2": jobs(2, start=101)}).start()
+    try:
+        yield simulator
+    finally:
+        simulator.stop()
+
+
+@pytest.fixture
+def exporter_for() -> Iterator[Callable[..., Exporter]]:
+    """Start an exporter against a simulator; every one started is stopped at the end."""
+    stack: list[Any] = []
+
+    def start(sim: Simulator, **overrides: Any) -> Exporter:
+        ctx = running_exporter(settings_for(sim, **overrides))
+        stack.append(ctx)
+        return ctx.__enter__()
+
+    yield start
+    for ctx in reversed(stack):
+        ctx.__exit__(None, None, None)
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is not installed: .ci/run installs it (make tools)")
+        pytest.skip(f"{name} not installed (run `make tools`)")
+    return path
+
+
+@pytest.fixture
+def promtool() -> Callable[[bytes], subprocess.CompletedProcess[bytes]]:
+    """`promtool check metrics` on an exposition; returns the finished process."""
+    path = _tool("promtool")
+
+    def check(exposition: bytes) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run([path, "check", "metrics"], input=exposition, capture_output=True, timeout=30,
+                              check=False)
+
+    return check

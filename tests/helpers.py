@@ -1,0 +1,59 @@
+"""Test helpers: API-shaped jobs, settings for a simulator, and an exporter running in a thread."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from exporter.server import Exporter, build_exporter
+from exporter.settings import Settings, load_settings
+from exporter.simulator import DEMO_AK, DEMO_SK, Simulator
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def job(job_id: int, **fields: Any) -> dict[str, Any]:
+    """A job as the API gives it, with plausible defaults."""
+    base: dict[str, Any] = {
+        "job_id": job_id, "name": f"job-{job_id}", "desc": "", "user_name": "alice",
+        "job_type": "flink_sql_job", "status": "job_running", "status_desc": "",
+        "create_time": 1_700_000_000_000 + job_id * 1000, "start_time": 1_700_000_100_000 + job_id * 1000,
+        "duration": 3_600_000, "root_id": -1, "graph_editor_enabled": False, "has_savepoint": False,
+        "run_mode": "shared_cluster", "queue_name": "default", "restart_times": 0,
+        "job_config": {"cu_number": 2, "parallel_number": 1, "checkpoint_enabled": True,
+                       "restart_when_exception": False},
+    }
+    base.update(fields)
+    return base
+
+
+def jobs(count: int, start: int = 1, **fields: Any) -> list[dict[str, Any]]:
+    return [job(i, **fields) for i in range(start, start + count)]
+
+
+def settings_for(sim: Simulator, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "ak": DEMO_AK, "sk": DEMO_SK, "endpoint": sim.url, "project_ids": ",".join(sim.projects),
+        "listen_address": "127.0.0.1:0", "cache_seconds": 0, "request_timeout_seconds": 5,
+    }
+    values.update(overrides)
+    return load_settings(values)
+
+
+@contextmanager
+def running_exporter(settings: Settings) -> Iterator[Exporter]:
+    exporter = build_exporter(settings)
+    thread = threading.Thread(target=exporter.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield exporter
+    finally:
+        exporter.stop()
+        thread.join(timeout=5)

@@ -1,0 +1,307 @@
+"""The client over real HTTP against the simulator: paging, retries, errors, IAM login."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from exporter.client import ApiStats, DliApiError, DliClient
+from exporter.simulator import Fault, Simulator
+from tests.helpers import free_port, job, jobs, settings_for
+
+
+def client_for(sim: Simulator, **overrides: Any) -> DliClient:
+    return DliClient(settings_for(sim, **overrides), ApiStats())
+
+
+def far() -> float:
+    return time.monotonic() + 20
+
+
+@pytest.fixture
+def big() -> Any:
+    sim = Simulator({"p1": jobs(250)}).start()
+    yield sim
+    sim.stop()
+
+
+def test_reads_every_page_with_limit_100_oldest_first(big: Simulator) -> None:
+    client = client_for(big)
+    result = client.sweep_project("p1", far())
+    client.close()
+    assert result.ok and result.pages == 3 and result.total_count == 250
+    assert sorted(j.job_id for j in result.jobs or []) == list(range(1, 251))
+    queries = [r.query for r in big.recorded()]
+    assert sorted(int(q["offset"]) for q in queries) == [0, 100, 200]
+    assert all(q["limit"] == "100" and q["order"] == "asc" for q in queries)
+    assert all("show_detail" not in q for q in queries)
+
+
+def test_every_request_is_signed_and_names_the_project(big: Simulator) -> None:
+    client = client_for(big)
+    client.sweep_project("p1", far())
+    client.close()
+    for rec in big.recorded():
+        assert rec.status == 200  # the simulator verified the signature
+        assert rec.headers["x-project-id"] == "p1"
+        assert rec.headers["authorization"].startswith("SDK-HMAC-SHA256 Access=")
+
+
+def test_filters_and_show_detail_are_passed_through() -> None:
+    data = [job(1, queue_name="q1", job_type="flink_jar_job"), job(2, queue_name="q2"),
+            job(3, queue_name="q1", job_type="flink_sql_job")]
+    with Simulator({"p1": data}) as sim:
+        client = client_for(sim, queue_name="q1", job_type="flink_jar_job", show_detail=True, tags="team=risk",
+                            user_name="alice", name="job", status="job_running")
+        result = client.sweep_project("p1", far())
+        query = sim.recorded()[0].query
+        client.close()
+    assert query == {"limit": "100", "offset": "0", "order": "asc", "show_detail": "true", "queue_name": "q1",
+                     "job_type": "flink_jar_job", "tags": "team=risk", "user_name": "alice", "name": "job",
+                     "status": "job_running"}
+    assert result.ok
+
+
+def test_filters_narrow_the_result() -> None:
+    data = [job(1, queue_name="q1"), job(2, queue_name="q2"), job(3, queue_name="q1")]
+    with Simulator({"p1": data}) as sim:
+        client = client_for(sim, queue_name="q1")
+        result = client.sweep_project("p1", far())
+        client.close()
+    assert sorted(j.job_id for j in result.jobs or []) == [1, 3]
+
+
+def test_a_job_listed_twice_counts_once() -> None:
+    data = jobs(150)
+    with Simulator({"p1": data + [dict(data[0])]}) as sim:
+        client = client_for(sim)
+        result = client.sweep_project("p1", far())
+        client.close()
+    assert result.ok
+    assert len(result.jobs or []) == 150
+
+
+def test_pages_are_read_concurrently_but_never_more_than_the_limit() -> None:
+    with Simulator({"p1": jobs(2000)}, latency=0.05) as sim:
+        client = client_for(sim, concurrency=4)
+        started = time.monotonic()
+        result = client.sweep_project("p1", far())
+        elapsed = time.monotonic() - started
+        client.close()
+        records = sim.recorded()
+    assert result.ok and len(result.jobs or []) == 2000 and len(records) == 20
+    # 1 page, then 19 pages at 4 at a time: 6 round trips of 50 ms, far from the 20 of a serial read.
+    assert elapsed < 20 * 0.05
+    in_flight = max(sum(1 for r in records if r.at <= x.at < r.at + 0.05) for x in records)
+    assert in_flight <= 4
+
+
+def test_server_errors_are_retried() -> None:
+    with Simulator({"p1": jobs(250)}) as sim:
+        sim.add_fault(Fault("error", page=1, times=2, status=503, error_code="APIG.0201", error_msg="busy"))
+        client = client_for(sim)
+        result = client.sweep_project("p1", far())
+        retries = dict(client.stats.retries)
+        codes = dict(client.stats.requests)
+        client.close()
+    assert result.ok and len(result.jobs or []) == 250
+    assert retries == {"p1": 2}
+    assert codes == {("p1", "200"): 3, ("p1", "503"): 2}
+
+
+def test_dli_0999_with_http_400_is_retried() -> None:
+    with Simulator({"p1": jobs(5)}) as sim:
+        sim.add_fault(Fault("error", times=1, status=400, error_code="DLI.0999", error_msg="Server system error."))
+        client = client_for(sim)
+        result = client.sweep_project("p1", far())
+        client.close()
+    assert result.ok and client.stats.retries == {"p1": 1}
+
+
+def test_a_client_error_is_not_retried_and_says_what_happened() -> None:
+    with Simulator({"p1": jobs(5)}) as sim:
+        sim.add_fault(Fault("error", status=400, error_code="DLI.0001", error_msg="Parameter error."))
+        client = client_for(sim)
+        with pytest.raises(DliApiError) as info:
+            client.fetch_page("p1", 0, far())
+        request_id = sim.recorded()[-1]
+        client.close()
+    err = info.value
+    assert (err.status, err.error_code, err.error_msg) == (400, "DLI.0001", "Parameter error.")
+    assert len(err.request_id) == 32 and err.request_id in str(err)
+    assert len(sim.recorded()) == 1 and request_id is not None
+
+
+def test_429_honours_retry_after() -> None:
+    with Simulator({"p1": jobs(5)}) as sim:
+        sim.add_fault(Fault("rate_limit", times=1, retry_after=0.4))
+        client = client_for(sim)
+        result = client.sweep_project("p1", far())
+        times = [r.at for r in sim.recorded()]
+        client.close()
+    assert result.ok
+    assert len(times) == 2 and times[1] - times[0] >= 0.4
+
+
+def test_retry_after_past_the_deadline_fails_at_once() -> None:
+    with Simulator({"p1": jobs(5)}) as sim:
+        sim.add_fault(Fault("rate_limit", retry_after=30))
+        client = client_for(sim)
+        started = time.monotonic()
+        result = client.sweep_project("p1", time.monotonic() + 2)
+        client.close()
+    assert not result.ok and "429" in (result.error or "")
+    assert time.monotonic() - started < 1
+
+
+def test_retries_are_bounded() -> None:
+    with Simulator({"p1": jobs(5)}) as sim:
+        sim.add_fault(Fault("error", status=500))
+        client = client_for(sim, retries=2)
+        result = client.sweep_project("p1", far())
+        client.close()
+    assert not result.ok and len(sim.recorded()) == 3
+    assert "HTTP 500" in (result.error or "") and "DLI.0999" in (result.error or "")
+
+
+def test_is_success_false_is_an_error() -> None:
+    with Simulator({"p1": jobs(5)}) as sim:
+        sim.add_fault(Fault("not_success", error_msg="Querying failed."))
+        client = client_for(sim)
+        result = client.sweep_project("p1", far())
+        client.close()
+    assert not result.ok and "Querying failed." in (result.error or "")
+
+
+def test_truncated_json_fails_the_project_after_retries() -> None:
+    with Simulator({"p1": jobs(5)}) as sim:
+        sim.add_fault(Fault("truncate"))
+        client = client_for(sim, retries=1)
+        result = client.sweep_project("p1", far())
+        client.close()
+    assert not result.ok and "not valid JSON" in (result.error or "")
+
+
+def test_wrong_types_still_give_every_job() -> None:
+    with Simulator({"p1": jobs(120)}) as sim:
+        sim.add_fault(Fault("wrong_types"))
+        client = client_for(sim)
+        result = client.sweep_project("p1", far())
+        client.close()
+    assert result.ok and len(result.jobs or []) == 120
+    assert all(j.restart_times == 0 and j.duration_ms == 3_600_000 for j in result.jobs or [])
+
+
+def test_connection_refused_is_an_error_counted_as_error() -> None:
+    with Simulator({"p1": []}) as sim:
+        settings = settings_for(sim, endpoint=f"http://127.0.0.1:{free_port()}", retries=1)
+    client = DliClient(settings)
+    result = client.sweep_project("p1", far())
+    client.close()
+    assert not result.ok and "connection failed" in (result.error or "")
+    assert client.stats.requests == {("p1", "error"): 2}
+
+
+def test_a_hanging_api_is_cut_at_the_deadline() -> None:
+    with Simulator({"p1": jobs(5)}) as sim:
+        sim.add_fault(Fault("hang", seconds=5))
+        client = client_for(sim, request_timeout_seconds=30)
+        started = time.monotonic()
+        result = client.sweep_project("p1", time.monotonic() + 0.5)
+        elapsed = time.monotonic() - started
+        client.close()
+    assert not result.ok
+    assert elapsed < 1.0
+
+
+def test_jobs_deleted_while_paging_trigger_a_second_read() -> None:
+    data = jobs(250)
+    with Simulator({"p1": data}) as sim:
+        # Delete a job from page one just as page three is asked for: page three's offsets shift
+        # left, so one job is on no page, and the count says so.
+        original = sim.list_jobs
+        deleted = threading.Event()
+
+        def list_jobs(project_id: str, query: dict[str, str]) -> Any:
+            if query.get("offset") == "200" and not deleted.is_set():
+                deleted.set()
+                sim.set_jobs("p1", data[1:])
+            return original(project_id, query)
+
+        sim.list_jobs = list_jobs  # type: ignore[method-assign]
+        client = client_for(sim, concurrency=1)
+        result = client.sweep_project("p1", far())
+        client.close()
+        offsets = [r.query["offset"] for r in sim.recorded()]
+    assert result.ok
+    assert sorted(j.job_id for j in result.jobs or []) == list(range(2, 251))
+    assert offsets == ["0", "100", "200", "0", "100", "200"]
+
+
+def test_jobs_created_while_paging_are_read_too() -> None:
+    data = jobs(200)
+    with Simulator({"p1": data}) as sim:
+        original = sim.list_jobs
+
+        def list_jobs(project_id: str, query: dict[str, str]) -> Any:
+            if query.get("offset") == "100" and len(sim.projects["p1"]) == 200:
+                sim.set_jobs("p1", data + jobs(5, start=1000))
+            return original(project_id, query)
+
+        sim.list_jobs = list_jobs  # type: ignore[method-assign]
+        client = client_for(sim, concurrency=1)
+        result = client.sweep_project("p1", far())
+        client.close()
+    assert result.ok and len(result.jobs or []) == 205
+
+
+def test_one_failed_project_does_not_touch_the_others() -> None:
+    with Simulator({"p1": jobs(3), "p2": jobs(2, start=50)}) as sim:
+        sim.add_fault(Fault("error", project_id="p2", status=500))
+        client = client_for(sim, retries=0)
+        results = client.sweep(far())
+        client.close()
+    assert results["p1"].ok and len(results["p1"].jobs or []) == 3
+    assert not results["p2"].ok and results["p2"].jobs is None
+
+
+class TestIamLogin:
+    @pytest.fixture
+    def iam(self) -> Any:
+        sim = Simulator({"p1": jobs(3)}, credentials={}, iam_users={("acme", "monitor"): "s3cret-Pa55"}).start()
+        yield sim
+        sim.stop()
+
+    def settings(self, sim: Simulator, password: str = "s3cret-Pa55") -> dict[str, Any]:
+        return {"ak": None, "sk": None, "iam_username": "monitor", "iam_password": password, "iam_domain": "acme",
+                "iam_endpoint": sim.url}
+
+    def test_logs_in_once_and_reuses_the_token(self, iam: Simulator) -> None:
+        client = DliClient(settings_for(iam, **self.settings(iam)))
+        assert client.sweep_project("p1", far()).ok
+        assert client.sweep_project("p1", far()).ok
+        client.close()
+        logins = iam.recorded("/v3/auth/tokens")
+        assert len(logins) == 1
+        assert all("x-auth-token" in r.headers for r in iam.recorded())
+        assert client.stats.logins == {("p1", "201"): 1}
+
+    def test_an_expired_token_is_replaced_once(self, iam: Simulator) -> None:
+        client = DliClient(settings_for(iam, **self.settings(iam)))
+        assert client.sweep_project("p1", far()).ok
+        iam.expire_tokens()
+        assert client.sweep_project("p1", far()).ok
+        client.close()
+        assert len(iam.recorded("/v3/auth/tokens")) == 2
+        assert [r.status for r in iam.recorded()] == [200, 401, 200]
+
+    def test_a_wrong_password_fails_the_project_without_leaking_it(self, iam: Simulator) -> None:
+        client = DliClient(settings_for(iam, **self.settings(iam, password="wrong-Pa55word")))
+        result = client.sweep_project("p1", far())
+        client.close()
+        assert not result.ok
+        assert "IAM login failed" in (result.error or "") and "wrong-Pa55word" not in (result.error or "")
+        assert "wrong-Pa55word" not in repr(client) and "wrong-Pa55word" not in repr(client.settings)

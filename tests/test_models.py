@@ -1,0 +1,140 @@
+"""Tolerant parsing: whatever the API sends, a sweep does not break on a job's fields."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from exporter.models import (
+    PayloadError,
+    error_fields,
+    list_query,
+    parse_job,
+    parse_page,
+    to_bool,
+    to_int,
+    to_str,
+)
+from tests.helpers import job
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    (5, 5), ("17", 17), (" 42 ", 42), (3.0, 3), ("1.5e3", 1500), ("12345678901234567", 12345678901234567),
+    (None, None), ("", None), ("abc", None), (True, None), ([], None), ({}, None), (float("nan"), None),
+    ("inf", None), (-3, -3),
+])
+def test_to_int(raw: Any, expected: int | None) -> None:
+    assert to_int(raw) == expected
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    (True, True), (False, False), ("true", True), ("False", False), ("TRUE", True), (1, True), (0, False),
+    (None, None), ("maybe", None), (2, None), ([], None),
+])
+def test_to_bool(raw: Any, expected: bool | None) -> None:
+    assert to_bool(raw) is expected
+
+
+def test_to_str_passes_strings_unchanged() -> None:
+    assert to_str("  spaced, \"quoted\"\n名字 ") == "  spaced, \"quoted\"\n名字 "
+    assert to_str(None) == "" and to_str({"a": 1}) == "" and to_str(7) == "7" and to_str(True) == "true"
+
+
+def test_full_job() -> None:
+    parsed = parse_job(job(146, restart_times=4, has_savepoint=True, start_time=1_700_000_000_123))
+    assert parsed is not None
+    assert (parsed.job_id, parsed.name, parsed.status, parsed.queue, parsed.run_mode) == (
+        146, "job-146", "job_running", "default", "shared_cluster")
+    assert parsed.restart_times == 4 and parsed.has_savepoint is True
+    assert parsed.start_time_ms == 1_700_000_000_123
+    assert parsed.config is not None and parsed.config.cu_number == 2 and parsed.config.checkpoint_enabled
+
+
+def test_the_documented_example_job() -> None:
+    """The example answer of the API page: a draft job with few fields."""
+    raw = {"job_id": 146, "name": "aaaaa", "desc": "", "user_name": "", "job_type": "flink_sql_job",
+           "status": "job_init", "status_desc": "", "create_time": 1578892414688, "duration": 0,
+           "root_id": -1, "graph_editor_enabled": False, "has_savepoint": False}
+    parsed = parse_job(raw)
+    assert parsed is not None
+    assert parsed.start_time_ms is None and parsed.restart_times is None and parsed.duration_ms == 0
+    assert parsed.queue == "" and parsed.run_mode == "" and parsed.config is None
+
+
+def test_missing_and_null_fields() -> None:
+    parsed = parse_job({"job_id": "7", "name": None, "status": None, "queue_name": None, "start_time": 0,
+                        "restart_times": None, "has_savepoint": None, "job_config": None})
+    assert parsed is not None
+    assert parsed.job_id == 7
+    assert parsed.name == "" and parsed.queue == "" and parsed.user_name == ""
+    assert parsed.status == "unknown"
+    assert parsed.start_time_ms is None and parsed.restart_times is None and parsed.duration_ms is None
+    assert parsed.create_time_ms is None and parsed.has_savepoint is False and parsed.config is None
+
+
+def test_numbers_and_booleans_as_strings() -> None:
+    parsed = parse_job({"job_id": "12", "restart_times": "3", "duration": "1500", "create_time": "1700000000000",
+                        "has_savepoint": "true", "job_config": {"cu_number": "4", "parallel_number": "2",
+                                                                "checkpoint_enabled": "true",
+                                                                "restart_when_exception": "false"}})
+    assert parsed is not None
+    assert (parsed.restart_times, parsed.duration_ms, parsed.create_time_ms) == (3, 1500, 1_700_000_000_000)
+    assert parsed.has_savepoint is True
+    assert parsed.config is not None
+    assert (parsed.config.cu_number, parsed.config.parallel_number) == (4, 2)
+    assert parsed.config.checkpoint_enabled is True and parsed.config.restart_when_exception is False
+
+
+def test_unknown_status_is_passed_through() -> None:
+    parsed = parse_job(job(1, status="job_quantum_superposition"))
+    assert parsed is not None and parsed.status == "job_quantum_superposition"
+
+
+@pytest.mark.parametrize("raw", [None, [], "job", {"job_id": None}, {"job_id": "abc"}, {"name": "no id"}])
+def test_jobs_without_id_are_skipped(raw: Any) -> None:
+    assert parse_job(raw) is None
+
+
+def test_page() -> None:
+    page = parse_page({"is_success": "true", "message": "ok",
+                       "job_list": {"total_count": "3", "jobs": [job(1), {"name": "no id"}, job(2)]}})
+    assert page.total_count == 3 and [j.job_id for j in page.jobs] == [1, 2]
+    assert page.raw_count == 3 and page.skipped == 1
+
+
+def test_page_with_boolean_success_and_no_jobs() -> None:
+    page = parse_page({"is_success": True, "job_list": {"total_count": 0, "jobs": None}})
+    assert page.total_count == 0 and page.jobs == [] and page.raw_count == 0
+
+
+@pytest.mark.parametrize(("payload", "message"), [
+    ({"is_success": "false", "message": "Internal error", "error_code": "DLI.0999"}, "Internal error"),
+    ({"is_success": False}, "is_success is false"),
+    ({"is_success": "true"}, "no job_list"),
+    ({"is_success": "true", "job_list": {"jobs": "many"}}, "not a list"),
+    ([], "not a JSON object"),
+])
+def test_page_errors(payload: Any, message: str) -> None:
+    with pytest.raises(PayloadError, match=message):
+        parse_page(payload)
+
+
+def test_page_error_keeps_code() -> None:
+    with pytest.raises(PayloadError) as info:
+        parse_page({"is_success": "false", "error_code": "DLI.0999", "error_msg": "boom"})
+    assert info.value.code == "DLI.0999" and str(info.value) == "boom"
+
+
+def test_error_fields_of_each_body() -> None:
+    assert error_fields({"error_code": "DLI.0001", "error_msg": "bad"}) == ("DLI.0001", "bad")
+    assert error_fields({"error_code": "APIG.0301", "error_msg": "auth", "request_id": "r"}) == ("APIG.0301", "auth")
+    assert error_fields({"error": {"code": 401, "message": "wrong password"}}) == ("401", "wrong password")
+    assert error_fields(None) == ("", "")
+
+
+def test_list_query_asks_for_everything_in_order() -> None:
+    params = dict(list_query(200, {"queue_name": "q", "job_type": "flink_jar_job"}, show_detail=True))
+    assert params == {"limit": "100", "offset": "200", "order": "asc", "show_detail": "true",
+                      "queue_name": "q", "job_type": "flink_jar_job"}
+    assert "show_detail" not in dict(list_query(0, {}, show_detail=False))
