@@ -76,7 +76,7 @@ def test_filters_narrow_the_result() -> None:
 
 def test_a_job_listed_twice_counts_once() -> None:
     data = jobs(150)
-    with Simulator({"p1": data + [dict(data[0])]}) as sim:
+    with Simulator({"p1": [*data, dict(data[0])]}) as sim:
         client = client_for(sim)
         result = client.sweep_project("p1", far())
         client.close()

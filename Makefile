@@ -1,0 +1,52 @@
+# dli-exporter: the two commands of the README (`make demo`, `make test`) work on a fresh machine.
+# They create .venv when it is missing or older than pyproject.toml.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+APT_PACKAGES := prometheus prometheus-alertmanager
+
+.PHONY: all demo test lint unit tools golden clean help
+
+all: test
+
+help:
+	@echo "make demo    run the exporter on a built-in simulated DLI API (http://127.0.0.1:9822/metrics)"
+	@echo "make test    lint, type-check and run every test (installs what they need)"
+	@echo "make golden  rewrite the golden exposition files after a deliberate change"
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $@
+
+demo: $(STAMP)
+	$(BIN)/dli-exporter --demo
+
+# Debian's promtool, prometheus and alertmanager for the end-to-end tests; installed only when missing.
+tools:
+	@if command -v promtool >/dev/null 2>&1 && command -v alertmanager >/dev/null 2>&1 \
+	    && command -v prometheus >/dev/null 2>&1; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; \
+	else echo "make tools: not root and no sudo; install: $(APT_PACKAGES)" >&2; exit 0; fi; \
+	echo "installing $(APT_PACKAGES) (Debian packages) for the end-to-end tests"; \
+	$$SUDO apt-get update -qq && \
+	DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(APT_PACKAGES) >/dev/null
+
+lint: $(STAMP)
+	$(BIN)/ruff check exporter tests
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest
+
+test: $(STAMP) tools lint
+	$(BIN)/pytest
+
+golden: $(STAMP)
+	UPDATE_GOLDEN=1 $(BIN)/pytest -q tests/test_collector.py -k golden
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,155 @@
+"""The dli-exporter command as a user runs it: exit codes, one-line errors, the demo, signals."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter.simulator import DEMO_AK, DEMO_SK, Simulator
+from tests.helpers import free_port, jobs
+
+COMMAND = str(Path(sys.executable).parent / "dli-exporter")
+
+
+def run(args: list[str], env: dict[str, str] | None = None, timeout: float = 20) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([COMMAND, *args], env=_env(env), capture_output=True, text=True, timeout=timeout,
+                          check=False)
+
+
+def _env(extra: dict[str, str] | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HUAWEICLOUD_", "DLI_EXPORTER_"))}
+    env.update(extra or {})
+    return env
+
+
+GOOD = {"HUAWEICLOUD_SDK_AK": "AK", "HUAWEICLOUD_SDK_SK": "very-secret-sk-value",
+        "DLI_EXPORTER_REGION": "cn-north-4", "DLI_EXPORTER_PROJECT_IDS": "p1"}
+
+
+@pytest.mark.parametrize(("env", "setting"), [
+    ({**GOOD, "DLI_EXPORTER_CACHE_SECONDS": "soon"}, "DLI_EXPORTER_CACHE_SECONDS"),
+    ({**GOOD, "DLI_EXPORTER_CONCURRENCY": "50"}, "DLI_EXPORTER_CONCURRENCY"),
+    ({**GOOD, "DLI_EXPORTER_LISTEN_ADDRESS": "nowhere"}, "DLI_EXPORTER_LISTEN_ADDRESS"),
+    ({**GOOD, "DLI_EXPORTER_SHOW_DETAIL": "perhaps"}, "DLI_EXPORTER_SHOW_DETAIL"),
+    ({**GOOD, "DLI_EXPORTER_REGION": "Not A Region"}, "DLI_EXPORTER_REGION"),
+    ({**GOOD, "DLI_EXPORTER_ENDPOINT": "dli.example.com"}, "DLI_EXPORTER_ENDPOINT"),
+    ({k: v for k, v in GOOD.items() if k != "DLI_EXPORTER_PROJECT_IDS"}, "DLI_EXPORTER_PROJECT_IDS"),
+    ({k: v for k, v in GOOD.items() if k != "DLI_EXPORTER_REGION"}, "DLI_EXPORTER_REGION"),
+    ({k: v for k, v in GOOD.items() if not k.startswith("HUAWEICLOUD")}, "HUAWEICLOUD_SDK_AK"),
+    ({k: v for k, v in GOOD.items() if k != "HUAWEICLOUD_SDK_SK"}, "HUAWEICLOUD_SDK_SK"),
+    ({**GOOD, "DLI_EXPORTER_IAM_USERNAME": "monitor"}, "DLI_EXPORTER_IAM_PASSWORD"),
+])
+def test_a_bad_setting_exits_2_with_one_line_naming_it(env: dict[str, str], setting: str) -> None:
+    result = run([], env)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and setting in lines[0], result.stderr
+    assert "Traceback" not in result.stderr and "very-secret-sk-value" not in result.stderr
+
+
+def test_a_bad_flag_exits_2() -> None:
+    assert run(["--no-such-flag"]).returncode == 2
+
+
+def test_version() -> None:
+    result = run(["--version"])
+    assert result.returncode == 0 and result.stdout.startswith("dli-exporter ")
+
+
+def test_a_busy_port_exits_2_naming_the_setting() -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        result = run([], {**GOOD, "DLI_EXPORTER_LISTEN_ADDRESS": f"127.0.0.1:{port}"})
+    assert result.returncode == 2 and "DLI_EXPORTER_LISTEN_ADDRESS" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.fixture
+def launch() -> Iterator[Callable[..., tuple[subprocess.Popen[str], str]]]:
+    procs: list[subprocess.Popen[str]] = []
+
+    def start(args: list[str], env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], str]:
+        port = free_port()
+        proc = subprocess.Popen([COMMAND, *args, "--listen-address", f"127.0.0.1:{port}"], env=_env(env),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        procs.append(proc)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(url + "/healthz", timeout=1).status_code == 200:
+                    return proc, url
+            except requests.ConnectionError:
+                time.sleep(0.05)
+            if proc.poll() is not None:
+                break
+        raise AssertionError(f"exporter did not start: {proc.communicate(timeout=5)}")
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=5)
+
+
+def _stop(proc: subprocess.Popen[str], sig: int) -> tuple[int, str, float]:
+    started = time.monotonic()
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=10)
+    return proc.returncode, err, time.monotonic() - started
+
+
+def test_demo_serves_a_realistic_fleet(launch: Callable[..., tuple[subprocess.Popen[str], str]],
+                                       promtool: Callable[[bytes], subprocess.CompletedProcess[bytes]]) -> None:
+    proc, url = launch(["--demo"])
+    body = requests.get(url + "/metrics", timeout=10).content
+    checked = promtool(body)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    families = {f.name: f for f in text_string_to_metric_families(body.decode())}
+    info = families["dli_job_info"].samples
+    assert len(info) >= 60
+    assert {s.labels["job_type"] for s in info} == {"flink_sql_job", "flink_opensource_sql_job", "flink_jar_job"}
+    assert {s.labels["run_mode"] for s in info} == {"shared_cluster", "exclusive_cluster", "edge_node"}
+    assert len({s.labels["queue"] for s in info}) >= 3
+    statuses = {s.labels["status"] for s in families["dli_job_status"].samples}
+    assert {"job_running", "job_running_exception", "job_submit_fail", "job_arrearage_stopped"} <= statuses
+    assert all(s.value == 1 for s in families["dli_up"].samples) and len(families["dli_up"].samples) == 2
+    assert "dli_job_compute_units" in families  # the demo shows job details
+    code, err, took = _stop(proc, signal.SIGTERM)
+    assert code == 0 and took < 5
+    assert "Traceback" not in err and "msg=listening" in err and "msg=\"shutting down\"" in err
+
+
+def test_sigint_exits_0(launch: Callable[..., tuple[subprocess.Popen[str], str]]) -> None:
+    proc, _ = launch(["--demo"])
+    code, err, took = _stop(proc, signal.SIGINT)
+    assert code == 0 and took < 5 and "Traceback" not in err
+
+
+def test_against_an_api_with_credentials_from_the_environment(
+        launch: Callable[..., tuple[subprocess.Popen[str], str]]) -> None:
+    with Simulator({"proj-a": jobs(130)}) as sim:
+        env = {"HUAWEICLOUD_SDK_AK": DEMO_AK, "HUAWEICLOUD_SDK_SK": DEMO_SK, "DLI_EXPORTER_ENDPOINT": sim.url,
+               "HUAWEICLOUD_SDK_PROJECT_ID": "proj-a", "DLI_EXPORTER_LOG_LEVEL": "debug",
+               "DLI_EXPORTER_TYPO_SETTING": "1"}
+        proc, url = launch([], env)
+        body = requests.get(url + "/metrics", timeout=10).text
+        code, err, _ = _stop(proc, signal.SIGTERM)
+    assert 'dli_up{project_id="proj-a"} 1.0' in body
+    assert body.count("dli_job_info{") == 130
+    assert code == 0
+    assert "DLI_EXPORTER_TYPO_SETTING" in err  # an unknown setting is reported
+    assert DEMO_SK not in err and DEMO_SK not in body

@@ -1,0 +1,260 @@
+"""The mapping from a sweep to metric families, held to the contract and to golden files."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter import __version__
+from exporter.client import ApiStats, ProjectResult
+from exporter.collector import METRICS, SPECS, DliCollector
+from exporter.models import parse_job
+from exporter.sweeper import Snapshot
+from tests.helpers import job
+
+GOLDEN = Path(__file__).resolve().parent / "golden"
+CONTRACT = Path(__file__).resolve().parents[2] / "shared" / "metrics.md"
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def parsed(raws: list[dict[str, Any]]) -> list[Any]:
+    out = [parse_job(r) for r in raws]
+    return [j for j in out if j is not None]
+
+
+def golden_snapshot() -> Snapshot:
+    """Every case the contract names: unknown and new statuses, nulls, odd label values, a failed
+    project with an older success, and an empty project."""
+    p1 = parsed([
+        job(3, name='quote " backslash \\ newline \n 名字', restart_times=7, has_savepoint=True,
+            job_type="flink_jar_job", run_mode="exclusive_cluster", queue_name="etl"),
+        job(1, status="job_running_exception", restart_times=2),
+        job(2, status=None, user_name=None, queue_name=None, run_mode=None, start_time=0, duration=None,
+            restart_times=None, job_config=None),
+        job(10, status="job_brand_new_status", create_time="1700000005000", restart_times="4",
+            job_config={"cu_number": "8", "parallel_number": None, "checkpoint_enabled": "false",
+                        "restart_when_exception": True}),
+        job(11, status="job_running", has_savepoint="true"),
+    ])
+    return Snapshot(
+        results={
+            "p1": ProjectResult("p1", p1, None, 0.25, 1_700_000_100.5, 1, 5),
+            "p2": ProjectResult("p2", None, "HTTP 500 DLI.0999: boom", 1.5, 1_700_000_101.0),
+            "p3": ProjectResult("p3", [], None, 0.125, 1_700_000_100.0, 1, 0),
+        },
+        last_success={"p1": 1_700_000_100.5, "p2": 1_699_999_000.0, "p3": 1_700_000_100.0},
+    )
+
+
+def golden_stats() -> ApiStats:
+    stats = ApiStats()
+    for seconds in (0.02, 0.04, 0.3):
+        stats.observe("p1", "200", seconds)
+    stats.observe("p2", "500", 1.2)
+    stats.observe("p2", "error", 12.0)
+    stats.retried("p2")
+    stats.logged_in("p1", "201")
+    return stats
+
+
+class FixedSource:
+    def __init__(self, snapshot: Snapshot, sweeps: int = 3, cache_hits: int = 2) -> None:
+        self.snapshot = snapshot
+        self.sweeps = sweeps
+        self.cache_hits = cache_hits
+        self.deadlines: list[float] = []
+
+    def get(self, deadline: float) -> Snapshot:
+        self.deadlines.append(deadline)
+        return self.snapshot
+
+
+def registry_for(snapshot: Snapshot, stats: ApiStats | None = None, **kwargs: Any) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    kwargs.setdefault("show_detail", True)
+    registry.register(DliCollector(FixedSource(snapshot), stats or golden_stats(), ["p1", "p2", "p3"], **kwargs))
+    return registry
+
+
+def samples(exposition: bytes) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    out = {}
+    for family in text_string_to_metric_families(exposition.decode()):
+        for s in family.samples:
+            out[(s.name, frozenset(s.labels.items()))] = s.value
+    return out
+
+
+def names_of(exposition: bytes, project: str) -> set[str]:
+    return {name for name, labels in samples(exposition) if ("project_id", project) in labels}
+
+
+def check_golden(name: str, output: bytes) -> None:
+    path = GOLDEN / name
+    if os.environ.get("UPDATE_GOLDEN"):
+        path.write_bytes(output)
+    assert output == path.read_bytes(), f"{name} differs; UPDATE_GOLDEN=1 rewrites it after review"
+
+
+def test_golden_text_exposition() -> None:
+    check_golden("metrics.prom", generate_latest(registry_for(golden_snapshot())))
+
+
+def test_golden_openmetrics_exposition() -> None:
+    check_golden("metrics.openmetrics", generate_openmetrics(registry_for(golden_snapshot())))
+
+
+def test_golden_files_pass_promtool(promtool: Callable[[bytes], subprocess.CompletedProcess[bytes]]) -> None:
+    for name in ("metrics.prom",):
+        result = promtool((GOLDEN / name).read_bytes())
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_contract_values() -> None:
+    got = samples(generate_latest(registry_for(golden_snapshot())))
+
+    def value(metric: str, **labels: str) -> float | None:
+        return got.get((metric, frozenset(labels.items())))
+
+    assert value("dli_job_status", project_id="p1", job_id="2", status="unknown") == 1
+    assert value("dli_job_status", project_id="p1", job_id="10", status="job_brand_new_status") == 1
+    assert value("dli_job_info", project_id="p1", job_id="2", name="job-2", job_type="flink_sql_job", queue="",
+                 run_mode="", user_name="") == 1
+    assert value("dli_job_restarts_total", project_id="p1", job_id="10") == 4
+    assert value("dli_job_restarts_total", project_id="p1", job_id="2") is None
+    assert value("dli_job_duration_seconds", project_id="p1", job_id="1") == 3600
+    assert value("dli_job_duration_seconds", project_id="p1", job_id="2") is None
+    assert value("dli_job_started_timestamp_seconds", project_id="p1", job_id="2") is None
+    assert value("dli_job_started_timestamp_seconds", project_id="p1", job_id="1") == 1_700_000_101
+    assert value("dli_job_created_timestamp_seconds", project_id="p1", job_id="10") == 1_700_000_005
+    assert value("dli_job_has_savepoint", project_id="p1", job_id="3") == 1
+    assert value("dli_job_has_savepoint", project_id="p1", job_id="11") == 1
+    assert value("dli_job_has_savepoint", project_id="p1", job_id="1") == 0
+    assert value("dli_job_compute_units", project_id="p1", job_id="10") == 8
+    assert value("dli_job_parallelism", project_id="p1", job_id="10") is None
+    assert value("dli_job_checkpoint_enabled", project_id="p1", job_id="10") == 0
+    assert value("dli_job_auto_restart_enabled", project_id="p1", job_id="10") == 1
+    assert value("dli_job_compute_units", project_id="p1", job_id="2") is None  # no job_config
+    assert value("dli_jobs", project_id="p1", status="job_running", job_type="flink_sql_job", queue="default",
+                 run_mode="shared_cluster") == 1
+    assert value("dli_up", project_id="p1") == 1 and value("dli_up", project_id="p2") == 0
+    assert value("dli_up", project_id="p3") == 1
+    assert value("dli_last_success_timestamp_seconds", project_id="p2") == 1_699_999_000
+    assert value("dli_scrape_duration_seconds", project_id="p2") == 1.5
+    assert value("dli_api_requests_total", project_id="p2", code="error") == 1
+    assert value("dli_api_request_duration_seconds_bucket", project_id="p1", le="0.05") == 2
+    assert value("dli_api_request_duration_seconds_bucket", project_id="p2", le="+Inf") == 2
+    assert value("dli_exporter_build_info", version=__version__) == 1
+    assert value("dli_sweeps_total") == 3 and value("dli_cache_hits_total") == 2
+
+
+def test_a_failed_project_has_no_job_series_and_others_are_untouched() -> None:
+    output = generate_latest(registry_for(golden_snapshot()))
+    assert names_of(output, "p2") == {"dli_up", "dli_scrape_duration_seconds", "dli_last_success_timestamp_seconds",
+                                      "dli_api_requests_total", "dli_api_request_duration_seconds_bucket",
+                                      "dli_api_request_duration_seconds_count", "dli_api_request_duration_seconds_sum",
+                                      "dli_api_retries_total"}
+    assert {"dli_jobs", "dli_job_info", "dli_job_status"} <= names_of(output, "p1")
+
+
+def test_a_job_that_disappears_vanishes() -> None:
+    snap = golden_snapshot()
+    source = FixedSource(snap)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(DliCollector(source, ApiStats(), ["p1"]))
+    assert b'job_id="11"' in generate_latest(registry)
+    p1 = snap.results["p1"]
+    source.snapshot = Snapshot({"p1": ProjectResult("p1", [j for j in p1.jobs or [] if j.job_id != 11], None, 0.1,
+                                                    0.0)}, {})
+    assert b'job_id="11"' not in generate_latest(registry)
+
+
+def test_per_job_series_can_be_turned_off() -> None:
+    output = generate_latest(registry_for(golden_snapshot(), per_job=False))
+    assert not any(name.startswith("dli_job_") for name, _ in samples(output))
+    assert any(name == "dli_jobs" for name, _ in samples(output))
+
+
+def test_detail_series_only_with_show_detail() -> None:
+    output = generate_latest(registry_for(golden_snapshot(), show_detail=False))
+    assert b"dli_job_compute_units" not in output and b"dli_job_parallelism" not in output
+    assert b"dli_job_info" in output
+
+
+def test_every_spec_is_exposed_with_its_type_and_labels() -> None:
+    families = {f.name: f for f in text_string_to_metric_families(
+        generate_latest(registry_for(golden_snapshot())).decode())}
+    for spec in METRICS:
+        base = spec.name.removesuffix("_total") if spec.type == "counter" else spec.name
+        family = families[base]
+        assert family.type == spec.type, spec.name
+        for sample in family.samples:
+            assert set(sample.labels) - {"le"} == set(spec.labels), spec.name
+
+
+def test_the_collector_passes_the_scrape_deadline() -> None:
+    from exporter.collector import SCRAPE_DEADLINE
+
+    source = FixedSource(golden_snapshot())
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(DliCollector(source, ApiStats(), ["p1"], default_timeout=7, clock=lambda: 100.0))
+    generate_latest(registry)
+    token = SCRAPE_DEADLINE.set(42.0)
+    try:
+        generate_latest(registry)
+    finally:
+        SCRAPE_DEADLINE.reset(token)
+    assert source.deadlines == [107.0, 42.0]
+
+
+def _table(markdown: str, first_header: str) -> list[list[str]]:
+    rows = []
+    in_table = False
+    for line in markdown.splitlines():
+        if line.startswith(f"| {first_header} |"):
+            in_table = True
+            continue
+        if in_table:
+            if not line.startswith("|"):
+                break
+            if set(line) <= set("|- "):
+                continue
+            rows.append([cell.strip() for cell in line.strip("|").split("|")])
+    return rows
+
+
+def _labels(cell: str) -> set[str]:
+    return set(re.findall(r"`([a-z_]+)`", cell.split("(", maxsplit=1)[0]))
+
+
+@pytest.mark.skipif(not CONTRACT.exists(), reason="the contract lives in ../shared beside the checkout")
+def test_matches_the_contract_table() -> None:
+    rows = _table(CONTRACT.read_text(), "name")
+    assert len(rows) >= 17
+    for name_cell, type_cell, labels_cell, _ in rows:
+        name = name_cell.strip("`")
+        spec = SPECS[name]
+        assert spec.type == type_cell, name
+        expected = _labels(labels_cell)
+        if "no `project_id`" not in labels_cell:
+            expected.add("project_id")
+        assert set(spec.labels) == expected, name
+
+
+def test_the_readme_mirrors_the_table() -> None:
+    rows = _table(README.read_text(), "metric")
+    readme = {row[0].strip("`"): row for row in rows}
+    assert set(readme) == set(SPECS), "README's metrics table and collector.METRICS differ"
+    for name, (_, type_cell, labels_cell, help_cell) in readme.items():
+        spec = SPECS[name]
+        assert type_cell == spec.type, name
+        assert _labels(labels_cell) == set(spec.labels), name
+        assert help_cell == spec.help, name

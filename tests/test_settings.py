@@ -1,0 +1,128 @@
+"""Settings: names, defaults, derived values, validation and secrets."""
+
+from __future__ import annotations
+
+import pytest
+
+from exporter.settings import (
+    ConfigError,
+    Settings,
+    env_name,
+    load_settings,
+    parse_listen_address,
+    unknown_env_names,
+)
+
+BASE = {"HUAWEICLOUD_SDK_AK": "AK", "HUAWEICLOUD_SDK_SK": "the-secret-key",
+        "DLI_EXPORTER_REGION": "cn-north-4", "DLI_EXPORTER_PROJECT_IDS": "p1"}
+
+
+def load(monkeypatch: pytest.MonkeyPatch, **env: str) -> Settings:
+    for key, value in {**BASE, **env}.items():
+        monkeypatch.setenv(key, value)
+    return load_settings()
+
+
+def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = load(monkeypatch)
+    assert s.api_endpoint == "https://dli.cn-north-4.myhuaweicloud.com"
+    assert s.listen_address == "0.0.0.0:9822"
+    assert (s.cache_seconds, s.concurrency, s.retries) == (10.0, 8, 3)
+    assert s.show_detail is False and s.per_job_metrics is True
+    assert s.list_filters == {}
+
+
+def test_project_ids_are_split_trimmed_and_deduplicated(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = load(monkeypatch, DLI_EXPORTER_PROJECT_IDS=" a1, b2 ,,a1")
+    assert s.effective_project_ids == ["a1", "b2"]
+
+
+def test_sdk_variables_fill_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HUAWEICLOUD_SDK_PROJECT_ID", "sdkproj")
+    monkeypatch.setenv("HUAWEICLOUD_SDK_REGION", "ap-southeast-1")
+    monkeypatch.setenv("HUAWEICLOUD_SDK_AK", "AK")
+    monkeypatch.setenv("HUAWEICLOUD_SDK_SK", "SK")
+    s = load_settings()
+    assert s.effective_project_ids == ["sdkproj"]
+    assert s.api_endpoint == "https://dli.ap-southeast-1.myhuaweicloud.com"
+    assert s.token_endpoint == "https://iam.ap-southeast-1.myhuaweicloud.com/v3/auth/tokens"
+
+
+def test_endpoint_overrides_region_and_loses_its_slash(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = load(monkeypatch, DLI_EXPORTER_ENDPOINT="http://127.0.0.1:8080/")
+    assert s.api_endpoint == "http://127.0.0.1:8080"
+
+
+def test_filters(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = load(monkeypatch, DLI_EXPORTER_QUEUE_NAME="q", DLI_EXPORTER_JOB_TYPE="flink_jar_job",
+             DLI_EXPORTER_TAGS="team=a", DLI_EXPORTER_USER_NAME="bob", DLI_EXPORTER_JOB_NAME="orders",
+             DLI_EXPORTER_STATUS="job_running")
+    assert s.list_filters == {"queue_name": "q", "job_type": "flink_jar_job", "tags": "team=a",
+                              "user_name": "bob", "name": "orders", "status": "job_running"}
+
+
+def test_flags_override_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in BASE.items():
+        monkeypatch.setenv(key, value)
+    s = load_settings({"cache_seconds": "0", "listen_address": "127.0.0.1:1"})
+    assert s.cache_seconds == 0 and s.listen_address == "127.0.0.1:1"
+
+
+def test_iam_login_needs_no_access_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in ("DLI_EXPORTER_REGION", "DLI_EXPORTER_PROJECT_IDS"):
+        monkeypatch.setenv(key, BASE[key])
+    monkeypatch.setenv("DLI_EXPORTER_IAM_USERNAME", "u")
+    monkeypatch.setenv("DLI_EXPORTER_IAM_PASSWORD", "pw-secret")
+    monkeypatch.setenv("DLI_EXPORTER_IAM_DOMAIN", "d")
+    s = load_settings()
+    assert s.uses_iam_login and "pw-secret" not in repr(s) and "pw-secret" not in str(s)
+
+
+@pytest.mark.parametrize(("env", "setting"), [
+    ({"DLI_EXPORTER_RETRIES": "-1"}, "DLI_EXPORTER_RETRIES"),
+    ({"DLI_EXPORTER_CACHE_SECONDS": "nan"}, "DLI_EXPORTER_CACHE_SECONDS"),
+    ({"DLI_EXPORTER_REQUEST_TIMEOUT_SECONDS": "0"}, "DLI_EXPORTER_REQUEST_TIMEOUT_SECONDS"),
+    ({"DLI_EXPORTER_LOG_FORMAT": "xml"}, "DLI_EXPORTER_LOG_FORMAT"),
+    ({"DLI_EXPORTER_PROJECT_IDS": "a/b"}, "DLI_EXPORTER_PROJECT_IDS"),
+    ({"DLI_EXPORTER_PROJECT_IDS": " , "}, "DLI_EXPORTER_PROJECT_IDS"),
+    ({"DLI_EXPORTER_LISTEN_ADDRESS": "host:99999"}, "DLI_EXPORTER_LISTEN_ADDRESS"),
+    ({"DLI_EXPORTER_IAM_ENDPOINT": "iam"}, "DLI_EXPORTER_IAM_ENDPOINT"),
+    ({"HUAWEICLOUD_SDK_SK": " "}, "HUAWEICLOUD_SDK_SK"),
+])
+def test_errors_name_the_variable(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], setting: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load(monkeypatch, **env)
+    assert info.value.setting == setting
+    assert "the-secret-key" not in str(info.value)
+
+
+def test_a_rejected_secret_is_not_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DLI_EXPORTER_IAM_USERNAME", "u")
+    monkeypatch.setenv("DLI_EXPORTER_IAM_PASSWORD", "pw-secret")
+    with pytest.raises(ConfigError) as info:
+        load(monkeypatch, DLI_EXPORTER_IAM_DOMAIN="")
+    assert info.value.setting == "DLI_EXPORTER_IAM_DOMAIN" and "pw-secret" not in str(info.value)
+
+
+def test_secrets_stay_out_of_reprs(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = load(monkeypatch, HUAWEICLOUD_SDK_SECURITY_TOKEN="tok-secret")
+    assert "the-secret-key" not in repr(s) and "tok-secret" not in repr(s)
+
+
+def test_env_names() -> None:
+    assert env_name("sk") == "HUAWEICLOUD_SDK_SK"
+    assert env_name("cache_seconds") == "DLI_EXPORTER_CACHE_SECONDS"
+    assert env_name("name") == "DLI_EXPORTER_JOB_NAME"
+
+
+def test_unknown_names() -> None:
+    env = {"DLI_EXPORTER_REGION": "x", "DLI_EXPORTER_CACHE_SECOND": "1", "DLI_EXPORTER_NAME": "j", "HOME": "/"}
+    assert unknown_env_names(env) == ["DLI_EXPORTER_CACHE_SECOND"]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("0.0.0.0:9822", ("0.0.0.0", 9822)), (":9822", ("0.0.0.0", 9822)), ("[::]:9822", ("::", 9822)),
+    ("localhost:1", ("localhost", 1)),
+])
+def test_listen_address(text: str, expected: tuple[str, int]) -> None:
+    assert parse_listen_address(text) == expected
