@@ -171,7 +171,11 @@ class DliClient:
         adapter = HTTPAdapter(pool_connections=2, pool_maxsize=settings.concurrency + 2, max_retries=0)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
-        self._session.headers.update({"User-Agent": USER_AGENT, "Content-Type": "application/json"})
+        # Every header present is signed, so send only end-to-end ones: a proxy may rewrite the
+        # hop-by-hop Connection header (HTTP/1.1 keeps connections alive without it).
+        self._session.headers.clear()
+        self._session.headers.update({"User-Agent": USER_AGENT, "Content-Type": "application/json",
+                                      "Accept": "application/json", "Accept-Encoding": "gzip"})
         # Pages of all projects share these workers: at most `concurrency` calls in flight.
         self._pages = ThreadPoolExecutor(max_workers=settings.concurrency, thread_name_prefix="dli-page")
         self._projects = ThreadPoolExecutor(max_workers=min(16, max(1, len(settings.effective_project_ids))),

@@ -48,6 +48,10 @@ def test_every_request_is_signed_and_names_the_project(big: Simulator) -> None:
         assert rec.status == 200  # the simulator verified the signature
         assert rec.headers["x-project-id"] == "p1"
         assert rec.headers["authorization"].startswith("SDK-HMAC-SHA256 Access=")
+        signed = rec.headers["authorization"].split("SignedHeaders=")[1].split(",")[0].split(";")
+        assert signed == ["accept", "accept-encoding", "content-type", "host", "user-agent", "x-project-id",
+                          "x-sdk-date"]
+        assert "connection" not in rec.headers  # hop-by-hop: not sent, so never signed
 
 
 def test_filters_and_show_detail_are_passed_through() -> None:
