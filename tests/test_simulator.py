@@ -110,3 +110,18 @@ def test_jobs_evolve_and_troubled_jobs_stay_troubled() -> None:
         pinned = [j for js in sim.projects.values() for j in js if j.get("_pinned_status")]
     assert after > before
     assert {j["status"] for j in pinned} == {"job_running_exception", "job_submit_fail", "job_arrearage_stopped"}
+
+
+def test_the_official_sdk_client_is_accepted() -> None:
+    """The simulator's verifier accepts what Huawei's own client sends, odd characters included."""
+    from huaweicloudsdkcore.auth.credentials import BasicCredentials
+    from huaweicloudsdkdli.v1 import DliClient, ListFlinkJobsRequest
+
+    with Simulator({"p1": [*jobs(150), job(999, name="订单 作业~1")]}) as sim:
+        client = (DliClient.new_builder().with_credentials(BasicCredentials(DEMO_AK, DEMO_SK, "p1"))
+                  .with_endpoints([sim.url]).build())
+        page = client.list_flink_jobs(ListFlinkJobsRequest(limit=100, offset=100, order="asc", show_detail=True))
+        named = client.list_flink_jobs(ListFlinkJobsRequest(limit=10, name="订单 作业~1"))
+        assert [r.status for r in sim.recorded()] == [200, 200]
+    assert page.job_list.total_count == 151 and len(page.job_list.jobs) == 51
+    assert [j.job_id for j in named.job_list.jobs] == [999]
