@@ -122,22 +122,30 @@ def parse_job(raw: Any) -> Job | None:
     job_id = to_int(raw.get("job_id"))
     if job_id is None:
         return None
+    # Inline fast paths for values of the documented type, the common case once per job per
+    # sweep; anything else goes through the tolerant converters.
     get = raw.get
-    start = to_int(get("start_time"))
+    name, job_type, status = get("name"), get("job_type"), get("status")
+    queue, run_mode, user = get("queue_name"), get("run_mode"), get("user_name")
+    created, start, duration, restarts = get("create_time"), get("start_time"), get("duration"), get("restart_times")
+    savepoint = get("has_savepoint")
+    if type(start) is not int:
+        start = to_int(start)
+    config = get("job_config")
     return Job(
         job_id=job_id,
-        name=to_str(get("name")),
-        job_type=to_str(get("job_type")),
-        status=to_str(get("status")) or UNKNOWN_STATUS,
-        queue=to_str(get("queue_name")),
-        run_mode=to_str(get("run_mode")),
-        user_name=to_str(get("user_name")),
-        create_time_ms=to_int(get("create_time")),
+        name=name if type(name) is str else to_str(name),
+        job_type=job_type if type(job_type) is str else to_str(job_type),
+        status=(status if type(status) is str else to_str(status)) or UNKNOWN_STATUS,
+        queue=queue if type(queue) is str else to_str(queue),
+        run_mode=run_mode if type(run_mode) is str else to_str(run_mode),
+        user_name=user if type(user) is str else to_str(user),
+        create_time_ms=created if type(created) is int else to_int(created),
         start_time_ms=start if start else None,  # 0 means "not started"
-        duration_ms=to_int(get("duration")),
-        restart_times=to_int(get("restart_times")),
-        has_savepoint=to_bool(get("has_savepoint")) is True,
-        config=parse_job_config(get("job_config")),
+        duration_ms=duration if type(duration) is int else to_int(duration),
+        restart_times=restarts if type(restarts) is int else to_int(restarts),
+        has_savepoint=savepoint is True or (savepoint is not False and to_bool(savepoint) is True),
+        config=parse_job_config(config) if config is not None else None,
     )
 
 

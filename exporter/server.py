@@ -26,6 +26,7 @@ from prometheus_client.exposition import choose_encoder, gzip_accepted
 from . import __version__
 from .client import ApiStats, DliClient
 from .collector import SCRAPE_DEADLINE, DliCollector
+from .exposition import ValueFormatter, fast_renderer
 from .settings import Settings, parse_listen_address
 from .sweeper import Sweeper
 
@@ -64,9 +65,11 @@ def _landing_page() -> bytes:
 class MetricsApp:
     """The WSGI application."""
 
-    def __init__(self, registry: CollectorRegistry, default_timeout: float,
+    def __init__(self, registry: CollectorRegistry, collector: DliCollector, default_timeout: float,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._registry = registry
+        self._collector = collector
+        self._formatter = ValueFormatter()
         self._default_timeout = default_timeout
         self._clock = clock
         self._landing = _landing_page()
@@ -91,12 +94,16 @@ class MetricsApp:
         token = SCRAPE_DEADLINE.set(self._clock() + budget)
         try:
             encoder, content_type = choose_encoder(environ.get("HTTP_ACCEPT", ""))
-            output = encoder(self._registry)
+            render = fast_renderer(content_type)
+            # The registry holds only our collector, so both paths give the same bytes; ours is
+            # several times cheaper for the formats Prometheus asks for.
+            output = render(self._collector.families(), self._formatter) if render else encoder(self._registry)
         finally:
             SCRAPE_DEADLINE.reset(token)
         headers = []
         if gzip_accepted(environ.get("HTTP_ACCEPT_ENCODING", "")):
-            output = gzip.compress(output, compresslevel=6)
+            # Level 1: a third of level 6's CPU; exposition text is repetitive enough to shrink ~20x anyway.
+            output = gzip.compress(output, compresslevel=1)
             headers.append(("Content-Encoding", "gzip"))
         return self._reply(start_response, "200 OK", output, content_type, extra=headers)
 
@@ -168,9 +175,10 @@ def build_exporter(settings: Settings) -> Exporter:
     project_ids = settings.effective_project_ids
     sweeper = Sweeper(client, project_ids, settings.cache_seconds)
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(DliCollector(sweeper, stats, project_ids, per_job=settings.per_job_metrics,
-                                   show_detail=settings.show_detail, default_timeout=settings.scrape_timeout_seconds))
-    app = MetricsApp(registry, settings.scrape_timeout_seconds)
+    collector = DliCollector(sweeper, stats, project_ids, per_job=settings.per_job_metrics,
+                             show_detail=settings.show_detail, default_timeout=settings.scrape_timeout_seconds)
+    registry.register(collector)
+    app = MetricsApp(registry, collector, settings.scrape_timeout_seconds)
     host, port = parse_listen_address(settings.listen_address)
     server_class = _ThreadingServer6 if ":" in host else _ThreadingServer
     try:

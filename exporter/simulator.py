@@ -25,6 +25,7 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote
@@ -96,7 +97,8 @@ class Simulator:
     def __init__(self, projects: dict[str, list[dict[str, Any]]] | None = None, *,
                  credentials: dict[str, str] | None = None, temporary: dict[str, str] | None = None,
                  iam_users: dict[tuple[str, str], str] | None = None, latency: float = 0.0,
-                 evolve: bool = False, evolve_every: float = 5.0, seed: int = 0, token_ttl: float = 24 * 3600) -> None:
+                 evolve: bool = False, evolve_every: float = 5.0, seed: int = 0, token_ttl: float = 24 * 3600,
+                 live_durations: bool = False) -> None:
         self.projects: dict[str, list[dict[str, Any]]] = projects if projects is not None else {}
         self.credentials = dict(credentials if credentials is not None else {DEMO_AK: DEMO_SK})
         self.temporary = dict(temporary or {})  # ak -> the security token it must come with
@@ -104,6 +106,7 @@ class Simulator:
         self.latency = latency
         self.evolve = evolve
         self.evolve_every = evolve_every
+        self.live_durations = live_durations or evolve
         self.token_ttl = token_ttl
         self.faults: list[Fault] = []
         self.requests: deque[Recorded] = deque(maxlen=20000)
@@ -264,7 +267,8 @@ class Simulator:
                 selected.sort(key=lambda j: (j.get("create_time") or 0, j.get("job_id") or 0), reverse=order == "desc")
                 self._selections[key] = selected
             page = selected[offset:offset + limit]
-            rendered = [_render(j, show == "true", project_id) for j in page]
+            now_ms = int(time.time() * 1000) if self.live_durations else None
+            rendered = [_render(j, show == "true", project_id, now_ms) for j in page]
         return 200, {
             "is_success": "true",
             "message": "Querying of the job list succeeds.",
@@ -381,10 +385,12 @@ def _matches(job: dict[str, Any], query: dict[str, str]) -> bool:
 _DETAIL_ONLY = ("job_config", "user_id", "project_id", "main_class", "entrypoint_args")
 
 
-def _render(job: dict[str, Any], show_detail: bool, project_id: str) -> dict[str, Any]:
+def _render(job: dict[str, Any], show_detail: bool, project_id: str, now_ms: int | None = None) -> dict[str, Any]:
     out = {k: v for k, v in job.items() if not k.startswith("_") and (show_detail or k not in _DETAIL_ONLY)}
     if show_detail:
         out.setdefault("project_id", project_id)
+    if now_ms is not None and out.get("status") == "job_running" and out.get("start_time"):
+        out["duration"] = max(0, now_ms - int(out["start_time"]))  # a running job's duration grows
     return out
 
 
@@ -407,6 +413,9 @@ def _wrong_types(page: dict[str, Any]) -> dict[str, Any]:
 class _Handler(BaseHTTPRequestHandler):
     simulator: Simulator
     protocol_version = "HTTP/1.1"  # keep-alive, as the real gateway does
+    # Headers and body leave in one write (see _send) with Nagle off: otherwise the body waits for
+    # the client's delayed ACK of the headers, 40 ms a call, which no real gateway does.
+    disable_nagle_algorithm = True
     server_version = "DLI-Simulator"
     sys_version = ""
 
@@ -498,15 +507,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, data: bytes, request_id: str, extra: dict[str, str], record: Recorded) -> None:
         record.status = status
+        phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else ""
+        head = [f"{self.protocol_version} {status} {phrase}", f"Server: {self.version_string()}",
+                f"Date: {self.date_time_string()}", "Content-Type: application/json;charset=UTF-8",
+                f"Content-Length: {len(data)}", f"X-Request-Id: {request_id}",
+                *(f"{key}: {value}" for key, value in extra.items())]
         try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json;charset=UTF-8")
-            self.send_header("Content-Length", str(len(data)))
-            self.send_header("X-Request-Id", request_id)
-            for key, value in extra.items():
-                self.send_header(key, value)
-            self.end_headers()
-            self.wfile.write(data)
+            self.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + data)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client gave up (its deadline); nothing to do
 
@@ -612,9 +619,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--projects", type=int, default=1, help="projects, with --jobs")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
     parser.add_argument("--evolve", action="store_true", help="let jobs change over time")
+    parser.add_argument("--live-durations", action="store_true",
+                        help="running jobs' durations grow with the clock, as in the real API")
     args = parser.parse_args(argv)
     data = synthetic_projects(args.jobs, args.projects) if args.jobs else demo_projects()
-    sim = Simulator(data, latency=args.latency, evolve=args.evolve).start(port=args.port)
+    sim = Simulator(data, latency=args.latency, evolve=args.evolve,
+                    live_durations=args.live_durations).start(port=args.port)
     print(json.dumps({"url": sim.url, "ak": DEMO_AK, "sk": DEMO_SK, "project_ids": list(data)}), flush=True)
     try:
         threading.Event().wait()

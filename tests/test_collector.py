@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.parser import text_string_to_metric_families
@@ -17,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from exporter import __version__
 from exporter.client import ApiStats, ProjectResult
 from exporter.collector import METRICS, SPECS, DliCollector
+from exporter.exposition import ValueFormatter, fast_renderer, format_value, render_openmetrics, render_text
 from exporter.models import parse_job
 from exporter.sweeper import Snapshot
 from tests.helpers import job
@@ -258,3 +261,87 @@ def test_the_readme_mirrors_the_table() -> None:
         assert type_cell == spec.type, name
         assert _labels(labels_cell) == set(spec.labels), name
         assert help_cell == spec.help, name
+
+
+def _families(snapshot: Snapshot, **kwargs: Any) -> list[Any]:
+    kwargs.setdefault("show_detail", True)
+    return DliCollector(FixedSource(snapshot), golden_stats(), ["p1", "p2", "p3"], **kwargs).families()
+
+
+@pytest.mark.parametrize("show_detail", [True, False])
+def test_fast_renderers_match_prometheus_client_byte_for_byte(show_detail: bool) -> None:
+    snapshot = golden_snapshot()
+    registry = registry_for(snapshot, show_detail=show_detail)
+    assert render_text(_families(snapshot, show_detail=show_detail)) == generate_latest(registry)
+    assert render_openmetrics(_families(snapshot, show_detail=show_detail)) == generate_openmetrics(registry)
+
+
+def test_fast_renderers_reproduce_the_golden_files() -> None:
+    assert render_text(_families(golden_snapshot())) == (GOLDEN / "metrics.prom").read_bytes()
+    assert render_openmetrics(_families(golden_snapshot())) == (GOLDEN / "metrics.openmetrics").read_bytes()
+
+
+@pytest.mark.parametrize("value", [0, 1, 0.5, 2, 1e-9, 1_700_000_000.123, 12345678.0, -3.25, float("inf"),
+                                   float("-inf"), float("nan"), True, False, 10**20, 999_999, 1_000_000, -7, 1e16,
+                                   1e22, 123456.0, 1234567.0, 0.0, -0.0])
+def test_value_formatting_matches_prometheus_client(value: float) -> None:
+    from prometheus_client.utils import floatToGoString
+
+    assert format_value(value) == floatToGoString(value)
+    remembering = ValueFormatter()
+    assert remembering(value) == remembering(value) == floatToGoString(value)
+    assert remembering(-0.0) == "-0.0" and remembering(0.0) == "0.0"
+
+
+def test_the_value_formatter_forgets_values_unused_for_two_renders() -> None:
+    formatter = ValueFormatter()
+    families = _families(golden_snapshot())
+    first = render_text(families, formatter)
+    assert render_text(families, formatter) == first  # rendered from remembered values
+    remembered = len(formatter._current)
+    assert 0 < remembered < 30
+    render_text([], formatter)
+    render_text([], formatter)
+    assert len(formatter._current) == len(formatter._previous) == 0
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.one_of(st.floats(), st.integers(min_value=-(2**70), max_value=2**70)))
+def test_value_formatting_matches_prometheus_client_everywhere(value: float) -> None:
+    from prometheus_client.utils import floatToGoString
+
+    assert format_value(value) == floatToGoString(value)
+
+
+def test_content_types_with_a_fast_path() -> None:
+    from prometheus_client.exposition import choose_encoder
+
+    prometheus_accept = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
+                         "q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
+    assert fast_renderer(choose_encoder(prometheus_accept)[1]) is render_openmetrics
+    assert fast_renderer(choose_encoder("")[1]) is render_text
+    assert fast_renderer(choose_encoder("application/openmetrics-text")[1]) is render_openmetrics
+    assert fast_renderer(choose_encoder("text/plain;version=1.0.0;escaping=dots")[1]) is None
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.fixed_dictionaries({
+    "job_id": st.integers(min_value=-(2**63), max_value=2**63),
+    "name": st.text(), "status": st.one_of(st.none(), st.text()), "queue_name": st.one_of(st.none(), st.text()),
+    "user_name": st.text(), "run_mode": st.text(max_size=5), "job_type": st.text(max_size=5),
+    "restart_times": st.one_of(st.none(), st.integers(min_value=0, max_value=2**40)),
+    "duration": st.one_of(st.none(), st.integers(min_value=0, max_value=2**50)),
+    "create_time": st.one_of(st.none(), st.integers(min_value=0, max_value=2**45)),
+    "start_time": st.one_of(st.none(), st.integers(min_value=0, max_value=2**45)),
+    "has_savepoint": st.booleans(),
+    "job_config": st.one_of(st.none(), st.fixed_dictionaries({
+        "cu_number": st.integers(min_value=0, max_value=10**6), "parallel_number": st.integers(0, 10**6),
+        "checkpoint_enabled": st.booleans(), "restart_when_exception": st.booleans()})),
+}), max_size=8))
+def test_fast_renderers_match_prometheus_client_on_any_text(raws: list[dict[str, Any]]) -> None:
+    snapshot = Snapshot({"p1": ProjectResult("p1", parsed(raws), None, 0.5, 1.0)}, {"p1": 1.0})
+    registry = registry_for(snapshot)
+    families = _families(snapshot)
+    formatter = ValueFormatter()
+    assert render_text(families, formatter) == generate_latest(registry)
+    assert render_openmetrics(families, formatter) == generate_openmetrics(registry)
