@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 APT_PACKAGES := prometheus prometheus-alertmanager
 
-.PHONY: all demo test lint unit tools golden clean help
+.PHONY: all demo test lint unit tools golden bench clean help
 
 all: test
 
@@ -15,6 +15,7 @@ help:
 	@echo "make demo    run the exporter on a built-in simulated DLI API (http://127.0.0.1:9822/metrics)"
 	@echo "make test    lint, type-check and run every test (installs what they need)"
 	@echo "make golden  rewrite the golden exposition files after a deliberate change"
+	@echo "make bench   sweep speed, API requests, CPU per job and memory against the targets (a few minutes)"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +45,10 @@ unit: $(STAMP)
 
 test: $(STAMP) tools lint
 	$(BIN)/pytest
+
+# Timing targets live here, not in the tests (which only check that the harness runs).
+bench: $(STAMP)
+	$(BIN)/python tests/benchmarks/bench.py
 
 golden: $(STAMP)
 	UPDATE_GOLDEN=1 $(BIN)/pytest -q tests/test_collector.py -k golden

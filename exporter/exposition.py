@@ -21,6 +21,9 @@ _go_float = cast(Callable[[float], str], floatToGoString)
 
 
 class FamilyLike(Protocol):
+    """A family to render: samples as (sample name, label names, label values, value) tuples,
+    or, for families rendered by the collector itself, ``lines``."""
+
     @property
     def name(self) -> str: ...  # as exposed; counters end in _total
 
@@ -29,8 +32,6 @@ class FamilyLike(Protocol):
 
     @property
     def help(self) -> str: ...
-
-    samples: list[tuple[str, tuple[str, ...], tuple[str, ...], float]]
 
 
 def format_value(value: float) -> str:
@@ -101,12 +102,17 @@ def _line_function(name: str, labels: tuple[str, ...]) -> LineFunction:
 
 def _sample_lines(family: FamilyLike, lines: dict[tuple[str, tuple[str, ...]], LineFunction],
                   fmt: Callable[[float], str], out: list[str]) -> None:
+    rendered: list[str] | None = getattr(family, "lines", None)
+    if rendered is not None:
+        out.extend(rendered)
+        return
+    samples: list[tuple[str, tuple[str, ...], tuple[str, ...], float]] = getattr(family, "samples")  # noqa: B009
     esc = escape_label_value
     join = "".join
     current_name, current_labels = "", cast(tuple[str, ...], ())
     line = _line_function("", ())
     append = out.append
-    for name, labels, values, value in family.samples:
+    for name, labels, values, value in samples:
         # Samples of a family share one label-names tuple: an identity check skips the lookup.
         if labels is not current_labels or name != current_name:
             current_name, current_labels = name, labels
@@ -121,9 +127,8 @@ def _sample_lines(family: FamilyLike, lines: dict[tuple[str, tuple[str, ...]], L
             append(line(values, fmt(value)))
 
 
-def render_text(families: Iterable[FamilyLike], formatter: ValueFormatter | None = None) -> bytes:
+def render_text(families: Iterable[FamilyLike], fmt: Callable[[float], str] = format_value) -> bytes:
     """The Prometheus text format 0.0.4, as ``prometheus_client.generate_latest`` writes it."""
-    fmt = _formatter(formatter)
     out: list[str] = []
     lines: dict[tuple[str, tuple[str, ...]], LineFunction] = {}
     for family in families:
@@ -134,9 +139,8 @@ def render_text(families: Iterable[FamilyLike], formatter: ValueFormatter | None
     return "".join(out).encode("utf-8")
 
 
-def render_openmetrics(families: Iterable[FamilyLike], formatter: ValueFormatter | None = None) -> bytes:
+def render_openmetrics(families: Iterable[FamilyLike], fmt: Callable[[float], str] = format_value) -> bytes:
     """OpenMetrics 1.0.0, as prometheus-client's OpenMetrics ``generate_latest`` writes it."""
-    fmt = _formatter(formatter)
     out: list[str] = []
     lines: dict[tuple[str, tuple[str, ...]], LineFunction] = {}
     for family in families:
@@ -149,14 +153,7 @@ def render_openmetrics(families: Iterable[FamilyLike], formatter: ValueFormatter
     return "".join(out).encode("utf-8")
 
 
-def _formatter(formatter: ValueFormatter | None) -> Callable[[float], str]:
-    if formatter is None:
-        return format_value
-    formatter.start_render()
-    return formatter
-
-
-Renderer = Callable[[Iterable[FamilyLike], ValueFormatter | None], bytes]
+Renderer = Callable[[Iterable[FamilyLike], Callable[[float], str]], bytes]
 
 
 def fast_renderer(content_type: str) -> Renderer | None:

@@ -97,7 +97,11 @@ class MetricsApp:
             render = fast_renderer(content_type)
             # The registry holds only our collector, so both paths give the same bytes; ours is
             # several times cheaper for the formats Prometheus asks for.
-            output = render(self._collector.families(), self._formatter) if render else encoder(self._registry)
+            if render is None:
+                output = encoder(self._registry)
+            else:
+                self._formatter.start_render()
+                output = render(self._collector.fast_families(self._formatter), self._formatter)
         finally:
             SCRAPE_DEADLINE.reset(token)
         headers = []

@@ -268,17 +268,31 @@ def _families(snapshot: Snapshot, **kwargs: Any) -> list[Any]:
     return DliCollector(FixedSource(snapshot), golden_stats(), ["p1", "p2", "p3"], **kwargs).families()
 
 
-@pytest.mark.parametrize("show_detail", [True, False])
-def test_fast_renderers_match_prometheus_client_byte_for_byte(show_detail: bool) -> None:
+def _fast(snapshot: Snapshot, fmt: Any = format_value, **kwargs: Any) -> list[Any]:
+    kwargs.setdefault("show_detail", True)
+    return DliCollector(FixedSource(snapshot), golden_stats(), ["p1", "p2", "p3"], **kwargs).fast_families(fmt)
+
+
+@pytest.mark.parametrize(("show_detail", "per_job"), [(True, True), (False, True), (True, False)])
+def test_fast_renderers_match_prometheus_client_byte_for_byte(show_detail: bool, per_job: bool) -> None:
     snapshot = golden_snapshot()
-    registry = registry_for(snapshot, show_detail=show_detail)
-    assert render_text(_families(snapshot, show_detail=show_detail)) == generate_latest(registry)
-    assert render_openmetrics(_families(snapshot, show_detail=show_detail)) == generate_openmetrics(registry)
+    registry = registry_for(snapshot, show_detail=show_detail, per_job=per_job)
+    options = {"show_detail": show_detail, "per_job": per_job}
+    assert render_text(_families(snapshot, **options)) == generate_latest(registry)
+    assert render_openmetrics(_families(snapshot, **options)) == generate_openmetrics(registry)
+    # The fused path (per-job series rendered while mapping) gives the same bytes too.
+    assert render_text(_fast(snapshot, **options)) == generate_latest(registry)
+    assert render_openmetrics(_fast(snapshot, **options)) == generate_openmetrics(registry)
 
 
 def test_fast_renderers_reproduce_the_golden_files() -> None:
     assert render_text(_families(golden_snapshot())) == (GOLDEN / "metrics.prom").read_bytes()
     assert render_openmetrics(_families(golden_snapshot())) == (GOLDEN / "metrics.openmetrics").read_bytes()
+    formatter = ValueFormatter()
+    for _ in range(3):  # the formatter's memory must not change a byte
+        formatter.start_render()
+        assert render_openmetrics(_fast(golden_snapshot(), formatter), formatter) == (
+            GOLDEN / "metrics.openmetrics").read_bytes()
 
 
 @pytest.mark.parametrize("value", [0, 1, 0.5, 2, 1e-9, 1_700_000_000.123, 12345678.0, -3.25, float("inf"),
@@ -296,12 +310,14 @@ def test_value_formatting_matches_prometheus_client(value: float) -> None:
 def test_the_value_formatter_forgets_values_unused_for_two_renders() -> None:
     formatter = ValueFormatter()
     families = _families(golden_snapshot())
+    formatter.start_render()
     first = render_text(families, formatter)
+    formatter.start_render()
     assert render_text(families, formatter) == first  # rendered from remembered values
     remembered = len(formatter._current)
     assert 0 < remembered < 30
-    render_text([], formatter)
-    render_text([], formatter)
+    formatter.start_render()
+    formatter.start_render()
     assert len(formatter._current) == len(formatter._previous) == 0
 
 
@@ -345,3 +361,5 @@ def test_fast_renderers_match_prometheus_client_on_any_text(raws: list[dict[str,
     formatter = ValueFormatter()
     assert render_text(families, formatter) == generate_latest(registry)
     assert render_openmetrics(families, formatter) == generate_openmetrics(registry)
+    assert render_text(_fast(snapshot, formatter), formatter) == generate_latest(registry)
+    assert render_openmetrics(_fast(snapshot, formatter), formatter) == generate_openmetrics(registry)

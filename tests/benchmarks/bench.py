@@ -1,0 +1,242 @@
+"""`make bench`: sweep speed, API economy, CPU and memory of the exporter, against the targets.
+
+The simulator and the exporter each run in their own process, as in production: the exporter's
+CPU time and peak RSS are read from /proc for its process alone, and the simulator's work is not
+counted. Scrapes look like Prometheus' (OpenMetrics, gzip, a scrape-timeout header).
+
+Printed, in one run: sweep wall time against the floor RTT * (1 + ceil((pages - 1) / concurrency));
+the official SDK (huaweicloudsdkdli) paging sequentially, and the speed-up over it; API requests
+spent by 4 concurrent scrapes; CPU microseconds per job; peak RSS; and how sweeps scale from 100
+to 50,000 jobs. Exits 1 when a target is missed.
+
+    python tests/benchmarks/bench.py [--smoke]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+PROMETHEUS_ACCEPT = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+                     "text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PAGE = 100
+
+
+@dataclass
+class Target:
+    name: str
+    value: float
+    limit: float
+    higher_is_better: bool = False
+
+    @property
+    def met(self) -> bool:
+        return self.value >= self.limit if self.higher_is_better else self.value <= self.limit
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def simulator(jobs: int, latency: float) -> Iterator[dict[str, object]]:
+    proc = subprocess.Popen([sys.executable, "-m", "exporter.simulator", "--jobs", str(jobs), "--latency",
+                             str(latency), "--live-durations"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        yield json.loads(proc.stdout.readline())
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@contextmanager
+def exporter(sim: dict[str, object], concurrency: int, cache_seconds: float = 0) -> Iterator[tuple[int, str]]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HUAWEICLOUD_", "DLI_EXPORTER_"))}
+    env.update({"HUAWEICLOUD_SDK_AK": str(sim["ak"]), "HUAWEICLOUD_SDK_SK": str(sim["sk"]),
+                "DLI_EXPORTER_ENDPOINT": str(sim["url"]), "DLI_EXPORTER_PROJECT_IDS": ",".join(sim["project_ids"]),  # type: ignore[arg-type]
+                "DLI_EXPORTER_LISTEN_ADDRESS": f"127.0.0.1:{port}", "DLI_EXPORTER_CACHE_SECONDS": str(cache_seconds),
+                "DLI_EXPORTER_CONCURRENCY": str(concurrency), "DLI_EXPORTER_LOG_LEVEL": "warning"})
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "dli-exporter")], env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                requests.get(url + "/healthz", timeout=1)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.05)
+        yield proc.pid, url
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return math.nan
+
+
+def scrape(url: str, timeout: float = 60) -> dict[str, float]:
+    resp = requests.get(url + "/metrics", timeout=timeout, headers={
+        "Accept": PROMETHEUS_ACCEPT, "Accept-Encoding": "gzip", "X-Prometheus-Scrape-Timeout-Seconds": str(timeout)})
+    resp.raise_for_status()
+    values: dict[str, float] = {}
+    for family in text_string_to_metric_families(resp.text.replace("# EOF\n", "")):
+        for s in family.samples:
+            if s.name in ("dli_up", "dli_scrape_duration_seconds"):
+                values[s.name] = min(values.get(s.name, math.inf), s.value)
+            elif s.name == "dli_api_requests_total":
+                values[s.name] = values.get(s.name, 0) + s.value
+    if values.get("dli_up") != 1:
+        raise RuntimeError("a sweep failed during the benchmark")
+    return values
+
+
+def floor(jobs: int, rtt: float, concurrency: int) -> float:
+    pages = max(1, math.ceil(jobs / PAGE))
+    return rtt * (1 + math.ceil((pages - 1) / concurrency))
+
+
+def measure(jobs: int, latency: float, concurrency: int, scrapes: int) -> dict[str, float]:
+    """Sweep time (median), CPU per job over `scrapes` sweeps, peak RSS, requests per sweep."""
+    with simulator(jobs, latency) as sim, exporter(sim, concurrency) as (pid, url):
+        scrape(url)  # warm-up: connections, imports, caches
+        durations, cpu_before = [], cpu_seconds(pid)
+        requests_before = scrape_requests = scrape(url)["dli_api_requests_total"]
+        for _ in range(scrapes):
+            got = scrape(url)
+            durations.append(got["dli_scrape_duration_seconds"])
+            scrape_requests = got["dli_api_requests_total"]
+        cpu = cpu_seconds(pid) - cpu_before
+        return {"sweep": statistics.median(durations), "cpu_us_per_job": 1e6 * cpu / (jobs * (scrapes + 1)),
+                "rss_mb": peak_rss_mb(pid), "requests_per_sweep": (scrape_requests - requests_before) / scrapes}
+
+
+def concurrent_scrapes(jobs: int, latency: float, concurrency: int, count: int = 4) -> tuple[float, float]:
+    """API requests spent by `count` simultaneous scrapes, and by one sweep alone."""
+    with simulator(jobs, latency) as sim, exporter(sim, concurrency) as (_, url):
+        base = scrape(url)["dli_api_requests_total"]
+        one = scrape(url)["dli_api_requests_total"] - base
+        before = scrape(url)["dli_api_requests_total"]
+        threads = [threading.Thread(target=scrape, args=(url,)) for _ in range(count)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        after = scrape(url)["dli_api_requests_total"]
+        # `after` includes the sweep of that last scrape itself: one sweep's worth.
+        return after - before - one, one
+
+
+def sdk_sequential(jobs: int, latency: float) -> float:
+    """The official SDK reading every page one after the other, as a user's script would."""
+    from huaweicloudsdkcore.auth.credentials import BasicCredentials
+    from huaweicloudsdkdli.v1 import DliClient, ListFlinkJobsRequest
+
+    with simulator(jobs, latency) as sim:
+        pid = sim["project_ids"][0]  # type: ignore[index]
+        client = (DliClient.new_builder().with_credentials(BasicCredentials(sim["ak"], sim["sk"], pid))
+                  .with_endpoints([sim["url"]]).build())
+        client.list_flink_jobs(ListFlinkJobsRequest(limit=1))  # warm-up
+        started = time.monotonic()
+        seen, offset = 0, 0
+        while True:
+            page = client.list_flink_jobs(ListFlinkJobsRequest(limit=PAGE, offset=offset, order="asc"))
+            seen += len(page.job_list.jobs)
+            offset += PAGE
+            if offset >= page.job_list.total_count:
+                break
+        elapsed = time.monotonic() - started
+        if seen != jobs:
+            raise RuntimeError(f"the SDK saw {seen} of {jobs} jobs")
+        return elapsed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, to check the harness itself (no targets)")
+    args = parser.parse_args(argv)
+    latency, concurrency = 0.05, 8
+    main_jobs = 300 if args.smoke else 10_000
+    sizes = (100, 300) if args.smoke else (100, 1_000, 10_000, 50_000)
+    scrapes = 2 if args.smoke else 5
+
+    print(f"dli-exporter benchmark: simulator with {main_jobs:,} jobs, {latency * 1000:.0f} ms per call, "
+          f"concurrency {concurrency}, {os.cpu_count()} cores\n")
+    main_run = measure(main_jobs, latency, concurrency, scrapes)
+    sweep_floor = floor(main_jobs, latency, concurrency)
+    sdk = sdk_sequential(main_jobs, latency)
+    four, one = concurrent_scrapes(main_jobs, latency, concurrency)
+    rows = [
+        ("sweep wall time", f"{main_run['sweep']:.3f} s"),
+        ("floor RTT*(1+ceil((pages-1)/concurrency))", f"{sweep_floor:.3f} s"),
+        ("sweep / floor", f"{main_run['sweep'] / sweep_floor:.2f}x"),
+        ("official SDK, sequential pages", f"{sdk:.3f} s"),
+        ("speed-up over the SDK", f"{sdk / main_run['sweep']:.1f}x"),
+        ("API requests: one sweep", f"{one:.0f}"),
+        ("API requests: 4 concurrent scrapes", f"{four:.0f} ({four / one:.2f}x one sweep)"),
+        ("CPU per job per sweep (HTTP, parsing, mapping, rendering)", f"{main_run['cpu_us_per_job']:.1f} us"),
+        ("peak RSS", f"{main_run['rss_mb']:.1f} MB"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    for label, value in rows:
+        print(f"  {label:<{width}}  {value}")
+
+    print("\n  scaling      jobs   pages   sweep s   floor s   ratio   CPU us/job   peak RSS MB")
+    scaling = []
+    for jobs in sizes:
+        run = main_run if jobs == main_jobs else measure(jobs, latency, concurrency, max(2, scrapes - 2))
+        fl = floor(jobs, latency, concurrency)
+        scaling.append((jobs, run))
+        print(f"  {'':10s}{jobs:7,d} {math.ceil(jobs / PAGE):7d} {run['sweep']:9.3f} {fl:9.3f} {run['sweep'] / fl:7.2f}"
+              f" {run['cpu_us_per_job']:12.1f} {run['rss_mb']:13.1f}")
+    if args.smoke:
+        return 0
+
+    big = [run for jobs, run in scaling if jobs >= 1_000]
+    per_job = [run["cpu_us_per_job"] for run in big]
+    targets = [
+        Target("sweep at most 1.3x the floor", main_run["sweep"] / sweep_floor, 1.3),
+        Target("at least 5x faster than the sequential SDK", sdk / main_run["sweep"], 5.0, higher_is_better=True),
+        Target("4 concurrent scrapes at most 1.1x one sweep's requests", four / one, 1.1),
+        Target("at most 30 us CPU per job", main_run["cpu_us_per_job"], 30.0),
+        Target("peak RSS under 120 MB at 10,000 jobs", main_run["rss_mb"], 120.0),
+        # Linear: CPU per job stays flat (within 1.5x) from 1,000 to 50,000 jobs.
+        Target("cost linear in jobs (CPU/job max/min, 1k-50k)", max(per_job) / min(per_job), 1.5),
+    ]
+    print()
+    for t in targets:
+        print(f"  {'met ' if t.met else 'MISSED'}  {t.name}: {t.value:.2f}")
+    return 0 if all(t.met for t in targets) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
