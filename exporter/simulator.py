@@ -89,6 +89,7 @@ class Recorded:
     headers: dict[str, str]
     status: int = 0
     at: float = field(default_factory=time.monotonic)
+    peer: tuple[str, int] = ("", 0)  # the client's address: one per TCP connection
 
 
 class Simulator:
@@ -435,7 +436,8 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {k.lower(): v for k, v in self.headers.items()}
         path, _, raw_query = self.path.partition("?")
         query = dict(parse_qsl(raw_query, keep_blank_values=True))
-        record = Recorded(method, path, query, headers)
+        host, port = self.client_address[:2]
+        record = Recorded(method, path, query, headers, peer=(str(host), int(port)))
         with sim._lock:
             sim.requests.append(record)
             sim.request_count += 1

@@ -103,6 +103,19 @@ def test_pages_are_read_concurrently_but_never_more_than_the_limit() -> None:
     assert in_flight <= 4
 
 
+def test_pages_share_pooled_keep_alive_connections() -> None:
+    with Simulator({"p1": jobs(2000)}, latency=0.02) as sim:
+        client = client_for(sim, concurrency=4)
+        client.sweep_project("p1", far())
+        first = {r.peer for r in sim.recorded()}
+        client.sweep_project("p1", far())
+        client.close()
+        both = {r.peer for r in sim.recorded()}
+    assert len(sim.recorded()) == 40
+    assert len(first) <= 4  # 20 pages over at most `concurrency` connections
+    assert both == first  # the second sweep opened no new connection
+
+
 def test_server_errors_are_retried() -> None:
     with Simulator({"p1": jobs(250)}) as sim:
         sim.add_fault(Fault("error", page=1, times=2, status=503, error_code="APIG.0201", error_msg="busy"))
