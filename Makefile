@@ -28,7 +28,7 @@ demo: $(STAMP)
 
 # Debian's promtool, prometheus and alertmanager for the end-to-end tests; installed only when missing.
 tools:
-	@if command -v promtool >/dev/null 2>&1 && command -v alertmanager >/dev/null 2>&1 \
+	@if command -v promtool >/dev/null 2>&1 && command -v prometheus-alertmanager >/dev/null 2>&1 \
 	    && command -v prometheus >/dev/null 2>&1; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; \
 	else echo "make tools: not root and no sudo; install: $(APT_PACKAGES)" >&2; exit 0; fi; \

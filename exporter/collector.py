@@ -83,6 +83,9 @@ METRICS: tuple[MetricSpec, ...] = (
                (P,), "health"),
     MetricSpec("dli_iam_logins_total", "counter",
                "IAM password logins, by HTTP status ('error' when no response came).", (P, "code"), "health"),
+    MetricSpec("dli_scrape_timeout_seconds", "gauge",
+               "Time a scrape may take: Prometheus' X-Prometheus-Scrape-Timeout-Seconds, else the configured default.",
+               (), "health"),
     MetricSpec("dli_sweeps_total", "counter", "Sweeps of all projects started by scrapes.",
                (), "health"),
     MetricSpec("dli_cache_hits_total", "counter", "Scrapes answered from a cached or already running sweep.",
@@ -92,9 +95,9 @@ METRICS: tuple[MetricSpec, ...] = (
 )
 SPECS = {spec.name: spec for spec in METRICS}
 
-# The deadline (time.monotonic()) of the scrape being served. collect() takes no arguments, so the
-# HTTP handler passes the scrape's deadline through this variable, per thread.
-SCRAPE_DEADLINE: ContextVar[float | None] = ContextVar("SCRAPE_DEADLINE", default=None)
+# The scrape being served: its deadline (time.monotonic()) and the timeout Prometheus announced.
+# collect() takes no arguments, so the HTTP handler passes them through this variable, per thread.
+SCRAPE_DEADLINE: ContextVar[tuple[float, float] | None] = ContextVar("SCRAPE_DEADLINE", default=None)
 
 
 class SnapshotSource(Protocol):
@@ -276,8 +279,8 @@ def rendered_job_families(snapshot: Snapshot, project_ids: Iterable[str], *, sho
     return list(fams.values())
 
 
-def health_families(snapshot: Snapshot, project_ids: Iterable[str], stats: ApiStats,
-                    sweeps: int, cache_hits: int) -> list[Family]:
+def health_families(snapshot: Snapshot, project_ids: Iterable[str], stats: ApiStats, *,
+                    sweeps: int, cache_hits: int, scrape_timeout: float) -> list[Family]:
     up = Family("dli_up")
     duration = Family("dli_scrape_duration_seconds")
     last = Family("dli_last_success_timestamp_seconds")
@@ -300,13 +303,15 @@ def health_families(snapshot: Snapshot, project_ids: Iterable[str], stats: ApiSt
     logins = Family("dli_iam_logins_total")
     for (pid, code), n in sorted(stats.logins.items()):
         logins.add((pid, code), n)
+    timeout = Family("dli_scrape_timeout_seconds")
+    timeout.add((), scrape_timeout)
     sweeps_family = Family("dli_sweeps_total")
     sweeps_family.add((), sweeps)
     hits = Family("dli_cache_hits_total")
     hits.add((), cache_hits)
     build = Family("dli_exporter_build_info")
     build.add((__version__,), 1)
-    return [up, duration, last, requests, latency, retries, logins, sweeps_family, hits, build]
+    return [up, duration, last, requests, latency, retries, logins, timeout, sweeps_family, hits, build]
 
 
 class DliCollector(Collector):
@@ -328,31 +333,31 @@ class DliCollector(Collector):
         for spec in METRICS:
             yield Family(spec.name).to_metric()
 
-    def _snapshot(self) -> Snapshot:
-        deadline = SCRAPE_DEADLINE.get()
-        if deadline is None:
-            deadline = self._clock() + self._default_timeout
-        return self._source.get(deadline)
+    def _scrape(self) -> tuple[float, float]:
+        scrape = SCRAPE_DEADLINE.get()
+        return scrape if scrape is not None else (self._clock() + self._default_timeout, self._default_timeout)
 
-    def _health(self, snapshot: Snapshot) -> list[Family]:
-        return health_families(snapshot, self._project_ids, self._stats.copy(), self._source.sweeps,
-                               self._source.cache_hits)
+    def _health(self, snapshot: Snapshot, timeout: float) -> list[Family]:
+        return health_families(snapshot, self._project_ids, self._stats.copy(), sweeps=self._source.sweeps,
+                               cache_hits=self._source.cache_hits, scrape_timeout=timeout)
 
     def families(self) -> list[Family]:
         """This scrape's families, sweeping (or reusing a sweep) within the scrape's deadline."""
-        snapshot = self._snapshot()
+        deadline, timeout = self._scrape()
+        snapshot = self._source.get(deadline)
         return [*job_families(snapshot, self._project_ids, per_job=self._per_job, show_detail=self._show_detail),
-                *self._health(snapshot)]
+                *self._health(snapshot, timeout)]
 
     def fast_families(self, fmt: Callable[[float], str]) -> list[Family | RenderedFamily]:
         """The same families as :meth:`families`, the per-job ones already rendered (see
         :func:`rendered_job_families`), for the renderers of :mod:`exporter.exposition`."""
-        snapshot = self._snapshot()
+        deadline, timeout = self._scrape()
+        snapshot = self._source.get(deadline)
         summary = job_families(snapshot, self._project_ids, per_job=False, show_detail=False)
         rendered: list[RenderedFamily] = []
         if self._per_job:
             rendered = rendered_job_families(snapshot, self._project_ids, show_detail=self._show_detail, fmt=fmt)
-        return [*summary, *rendered, *self._health(snapshot)]
+        return [*summary, *rendered, *self._health(snapshot, timeout)]
 
     def collect(self) -> Iterator[Metric]:
         for family in self.families():

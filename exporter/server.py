@@ -38,8 +38,8 @@ DEADLINE_MARGIN = 0.5
 StartResponse = Callable[..., Any]
 
 
-def scrape_budget(header: str | None, default: float) -> float:
-    """Seconds a scrape may spend on sweeping, from Prometheus' timeout header or the default."""
+def scrape_timeout(header: str | None, default: float) -> float:
+    """The scrape's timeout: Prometheus' header when it is a positive number, else the default."""
     timeout = default
     if header:
         try:
@@ -48,8 +48,12 @@ def scrape_budget(header: str | None, default: float) -> float:
             value = math.nan
         if math.isfinite(value) and value > 0:
             timeout = value
-    margin = min(DEADLINE_MARGIN, timeout * 0.2)
-    return timeout - margin
+    return timeout
+
+
+def scrape_budget(timeout: float) -> float:
+    """Seconds a scrape may spend on sweeping: its timeout less a margin for rendering."""
+    return timeout - min(DEADLINE_MARGIN, timeout * 0.2)
 
 
 def _landing_page() -> bytes:
@@ -90,8 +94,8 @@ class MetricsApp:
         return self._reply(start_response, "404 Not Found", b"not found\n")
 
     def _metrics(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        budget = scrape_budget(environ.get("HTTP_X_PROMETHEUS_SCRAPE_TIMEOUT_SECONDS"), self._default_timeout)
-        token = SCRAPE_DEADLINE.set(self._clock() + budget)
+        timeout = scrape_timeout(environ.get("HTTP_X_PROMETHEUS_SCRAPE_TIMEOUT_SECONDS"), self._default_timeout)
+        token = SCRAPE_DEADLINE.set((self._clock() + scrape_budget(timeout), timeout))
         try:
             encoder, content_type = choose_encoder(environ.get("HTTP_ACCEPT", ""))
             render = fast_renderer(content_type)

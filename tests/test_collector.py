@@ -210,7 +210,7 @@ def test_the_collector_passes_the_scrape_deadline() -> None:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(DliCollector(source, ApiStats(), ["p1"], default_timeout=7, clock=lambda: 100.0))
     generate_latest(registry)
-    token = SCRAPE_DEADLINE.set(42.0)
+    token = SCRAPE_DEADLINE.set((42.0, 3.0))
     try:
         generate_latest(registry)
     finally:

@@ -13,7 +13,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.server import Exporter, scrape_budget
+from exporter.server import Exporter, scrape_budget, scrape_timeout
 from exporter.simulator import Fault, Simulator
 from tests.helpers import jobs
 
@@ -128,4 +128,10 @@ def test_concurrent_scrapes_cost_one_sweep(exporter_for: Start) -> None:
     ("nan", 4.0, 3.5), ("0.5", 10.0, 0.4),
 ])
 def test_scrape_budget(header: Any, default: float, expected: float) -> None:
-    assert scrape_budget(header, default) == pytest.approx(expected)
+    assert scrape_budget(scrape_timeout(header, default)) == pytest.approx(expected)
+
+
+def test_the_scrape_timeout_is_exported(sim: Simulator, exporter_for: Start) -> None:
+    exporter = exporter_for(sim, scrape_timeout_seconds=7)
+    assert "dli_scrape_timeout_seconds 7.0" in scrape(exporter).text
+    assert "dli_scrape_timeout_seconds 15.0" in scrape(exporter, **{"X-Prometheus-Scrape-Timeout-Seconds": "15"}).text
