@@ -107,16 +107,13 @@ class SnapshotSource(Protocol):
     def get(self, deadline: float) -> Snapshot: ...
 
 
-class Family:
-    """One metric family's samples, cheap to fill: label values are plain tuples in the order of
-    the spec's labels. :meth:`to_metric` gives prometheus-client's form for its encoders."""
+class _SpecFamily:
+    """A family of the METRICS table: name, type and help come from its spec."""
 
-    __slots__ = ("samples", "spec")
+    __slots__ = ("spec",)
 
     def __init__(self, name: str) -> None:
         self.spec = SPECS[name]
-        # (sample name, label names, label values, value)
-        self.samples: list[tuple[str, tuple[str, ...], tuple[str, ...], float]] = []
 
     @property
     def name(self) -> str:
@@ -129,6 +126,18 @@ class Family:
     @property
     def help(self) -> str:
         return self.spec.help
+
+
+class Family(_SpecFamily):
+    """One metric family's samples, cheap to fill: label values are plain tuples in the order of
+    the spec's labels. :meth:`to_metric` gives prometheus-client's form for its encoders."""
+
+    __slots__ = ("samples",)
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        # (sample name, label names, label values, value)
+        self.samples: list[tuple[str, tuple[str, ...], tuple[str, ...], float]] = []
 
     def add(self, values: tuple[str, ...], value: float) -> None:
         self.samples.append((self.spec.name, self.spec.labels, values, value))
@@ -204,26 +213,14 @@ def _add_jobs(fams: dict[str, Family], pid: str, jobs: list[Job], show_detail: b
             fams["dli_job_auto_restart_enabled"].add(key, 1 if cfg.restart_when_exception else 0)
 
 
-class RenderedFamily:
+class RenderedFamily(_SpecFamily):
     """A family whose sample lines are already rendered: the fast path's per-job families."""
 
-    __slots__ = ("lines", "spec")
+    __slots__ = ("lines",)
 
     def __init__(self, name: str) -> None:
-        self.spec = SPECS[name]
+        super().__init__(name)
         self.lines: list[str] = []
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    @property
-    def type(self) -> str:
-        return self.spec.type
-
-    @property
-    def help(self) -> str:
-        return self.spec.help
 
 
 def rendered_job_families(snapshot: Snapshot, project_ids: Iterable[str], *, show_detail: bool,
