@@ -303,7 +303,7 @@ class DliClient:
                 results[pid] = fut.result(timeout=max(0.0, deadline - self._clock()) + 1.0)
             except Exception as exc:  # noqa: BLE001  (a bug must not take the other projects down)
                 log.error("sweep failed unexpectedly project_id=%s error=%r", pid, exc)
-                results[pid] = self._failed(pid, f"internal error: {exc!r}", self._clock(), 0)
+                results[pid] = self._failed(pid, f"internal error: {exc!r}", self._clock())
         return results
 
     def sweep_project(self, project_id: str, deadline: float) -> ProjectResult:
@@ -316,15 +316,15 @@ class DliClient:
                 if attempt + 1 < attempts:
                     log.info("jobs moved while paging, reading again project_id=%s: %s", project_id, exc)
                     continue
-                return self._failed(project_id, f"incomplete sweep: {exc}", started, 0)
+                return self._failed(project_id, f"incomplete sweep: {exc}", started)
             except DliApiError as exc:
                 log.warning("sweep failed project_id=%s error=%s", project_id, exc)
-                return self._failed(project_id, str(exc), started, 0)
+                return self._failed(project_id, str(exc), started)
             return ProjectResult(project_id, jobs, None, self._clock() - started, time.time(), pages, total)
         raise AssertionError("unreachable")
 
-    def _failed(self, project_id: str, error: str, started: float, pages: int) -> ProjectResult:
-        return ProjectResult(project_id, None, error, self._clock() - started, time.time(), pages, None)
+    def _failed(self, project_id: str, error: str, started: float) -> ProjectResult:
+        return ProjectResult(project_id, None, error, self._clock() - started, time.time())
 
     def _read_all_pages(self, project_id: str, deadline: float) -> tuple[list[Job], int, int | None]:
         first = self._wait_one(self._pages.submit(self.fetch_page, project_id, 0, deadline), deadline)

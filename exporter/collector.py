@@ -14,22 +14,18 @@ from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from operator import attrgetter
-from typing import Protocol, cast
+from typing import Protocol
 
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
-from prometheus_client.utils import floatToGoString
 
 from . import __version__
 from .client import LATENCY_BUCKETS, ApiStats
-from .exposition import escape_label_value
+from .exposition import escape_label_value, format_value
 from .models import Job
 from .sweeper import Snapshot
 
 P = "project_id"
-
-# prometheus-client's number formatting (Go's), typed for our use.
-go_float = cast(Callable[[float], str], floatToGoString)
 
 
 @dataclass(frozen=True)
@@ -150,7 +146,7 @@ class Family(_SpecFamily):
         cumulative = 0
         for bound, n in counts:
             cumulative += n
-            self.samples.append((name + "_bucket", bucket_labels, (*values, go_float(bound)), cumulative))
+            self.samples.append((name + "_bucket", bucket_labels, (*values, format_value(bound)), cumulative))
         self.samples.append((name + "_bucket", bucket_labels, (*values, "+Inf"), count))
         self.samples.append((name + "_count", labels, values, count))
         self.samples.append((name + "_sum", labels, values, total))

@@ -2,7 +2,7 @@
 
 Real answers drift from the documentation: fields go missing or null, numbers arrive as strings,
 booleans as "true". Parsing never raises on a job's fields; a job without a usable ``job_id`` is
-skipped (and counted), since nothing can be said about it. Only a payload whose *shape* is wrong
+skipped, since nothing can be said about it (``Page.skipped`` says how many). Only a payload whose *shape* is wrong
 (no job list, ``is_success`` false) raises :class:`PayloadError`.
 """
 
