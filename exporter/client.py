@@ -17,7 +17,7 @@ import threading
 import time
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_EXCEPTION, Future, wait
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -43,6 +43,7 @@ from .models import (
     parse_page,
 )
 from .settings import Settings
+from .workers import DaemonPool
 
 log = logging.getLogger(__name__)
 
@@ -177,9 +178,9 @@ class DliClient:
         self._session.headers.update({"User-Agent": USER_AGENT, "Content-Type": "application/json",
                                       "Accept": "application/json", "Accept-Encoding": "gzip"})
         # Pages of all projects share these workers: at most `concurrency` calls in flight.
-        self._pages = ThreadPoolExecutor(max_workers=settings.concurrency, thread_name_prefix="dli-page")
-        self._projects = ThreadPoolExecutor(max_workers=min(16, max(1, len(settings.effective_project_ids))),
-                                            thread_name_prefix="dli-project")
+        # Daemon workers: a call stuck on a hanging API must not hold the process at SIGTERM.
+        self._pages = DaemonPool(settings.concurrency, "dli-page")
+        self._projects = DaemonPool(min(16, max(1, len(settings.effective_project_ids))), "dli-project")
         self._auth: dict[str, Callable[[Any], Any]] = {}
         for pid in settings.effective_project_ids:
             self._auth[pid] = self._make_auth(pid)
@@ -372,8 +373,8 @@ class DliClient:
 
     def close(self) -> None:
         self._closed.set()
-        self._projects.shutdown(wait=False, cancel_futures=True)
-        self._pages.shutdown(wait=False, cancel_futures=True)
+        self._projects.shutdown()
+        self._pages.shutdown()
         self._session.close()
 
 

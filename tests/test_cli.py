@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,7 +16,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.simulator import DEMO_AK, DEMO_SK, Simulator
+from exporter.simulator import DEMO_AK, DEMO_SK, Fault, Simulator
 from tests.helpers import free_port, jobs
 
 COMMAND = str(Path(sys.executable).parent / "dli-exporter")
@@ -153,3 +155,30 @@ def test_against_an_api_with_credentials_from_the_environment(
     assert code == 0
     assert "DLI_EXPORTER_TYPO_SETTING" in err  # an unknown setting is reported
     assert DEMO_SK not in err and DEMO_SK not in body
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_during_a_sweep_exits_0_within_5_seconds(
+        launch: Callable[..., tuple[subprocess.Popen[str], str]], sig: int) -> None:
+    """A page call hangs for 30 s with 60 s of timeouts allowed: the exit must not wait for it."""
+    with Simulator({"proj-a": jobs(3)}) as sim:
+        sim.add_fault(Fault("hang", seconds=30))
+        env = {"HUAWEICLOUD_SDK_AK": DEMO_AK, "HUAWEICLOUD_SDK_SK": DEMO_SK, "DLI_EXPORTER_ENDPOINT": sim.url,
+               "HUAWEICLOUD_SDK_PROJECT_ID": "proj-a", "DLI_EXPORTER_REQUEST_TIMEOUT_SECONDS": "60",
+               "DLI_EXPORTER_SCRAPE_TIMEOUT_SECONDS": "60"}
+        proc, url = launch([], env)
+        scrape = threading.Thread(target=_scrape_quietly, args=(url,), daemon=True)
+        scrape.start()
+        deadline = time.monotonic() + 10
+        while not sim.recorded() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert sim.recorded(), "the sweep did not start"
+        code, err, took = _stop(proc, sig)
+    assert code == 0, err
+    assert took < 5, f"took {took:.1f}s to exit"
+    assert "Traceback" not in err
+
+
+def _scrape_quietly(url: str) -> None:
+    with contextlib.suppress(requests.RequestException):  # the exporter goes away mid-scrape, as intended
+        requests.get(url + "/metrics", timeout=30)
