@@ -1,9 +1,11 @@
 """Tolerant parsing of DLI and IAM payloads: the only module that knows upstream field names.
 
 Real answers drift from the documentation: fields go missing or null, numbers arrive as strings,
-booleans as "true". Parsing never raises on a job's fields; a job without a usable ``job_id`` is
-skipped, since nothing can be said about it (``Page.skipped`` says how many). Only a payload whose *shape* is wrong
-(no job list, ``is_success`` false) raises :class:`PayloadError`.
+booleans as "true". All of that is taken as meant. What cannot be taken (a job without a
+``job_id``, a word where a number belongs, an object for a name, no job list, ``is_success``
+false) raises :class:`PayloadError`, which names the field but never echoes its value: the client
+then reports the project down rather than export partial or guessed numbers. Nothing else is
+ever raised, whatever the payload (a property test holds this).
 """
 
 from __future__ import annotations
@@ -55,30 +57,37 @@ class Job:
 class Page:
     total_count: int | None
     jobs: list[Job]
-    raw_count: int  # entries in the answer, parsed or not: a full page means more may follow
-    skipped: int  # entries dropped for want of a job_id
+    raw_count: int  # entries in the answer: a full page means more may follow
+
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # the API's integers are Java longs
 
 
 def to_int(value: Any) -> int | None:
-    """An integer from an int, an integral float or a numeric string; anything else is None."""
+    """An integer from an int, an integral float or a numeric string within int64; else None."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return int(value) if math.isfinite(value) else None
-    if isinstance(value, str):
+        number = value
+    elif isinstance(value, float):
+        if not (math.isfinite(value) and value.is_integer()):
+            return None
+        number = int(value)
+    elif isinstance(value, str):
         text = value.strip()
         try:
-            return int(text)
+            number = int(text)
         except ValueError:
-            pass
-        try:
-            number = float(text)
-        except ValueError:
-            return None
-        return int(number) if math.isfinite(number) else None
-    return None
+            try:
+                real = float(text)
+            except ValueError:
+                return None
+            if not (math.isfinite(real) and real.is_integer()):
+                return None
+            number = int(real)
+    else:
+        return None
+    return number if INT64_MIN <= number <= INT64_MAX else None
 
 
 def to_bool(value: Any) -> bool | None:
@@ -106,53 +115,132 @@ def to_str(value: Any) -> str:
     return ""
 
 
-def parse_job_config(raw: Any) -> JobConfig | None:
-    if not isinstance(raw, dict):
+def _kind(value: Any) -> str:
+    """What a JSON value is, for error messages: never the value itself (it may be huge)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    return "an object"
+
+
+# Strict converters for the slow path. Missing, null and "" mean "not given", and values a sloppy
+# gateway sends in another JSON type with the same meaning ("3", "true", 7 for "7") are taken.
+# Anything else (a word where a number belongs, an object for a name) means the answer is not
+# what the API documents: the page raises PayloadError rather than export a guess.
+
+def _int_field(raw: dict[str, Any], key: str, where: str) -> int | None:
+    value = raw.get(key)
+    if value is None or value == "":
         return None
+    number = to_int(value)
+    if number is None:
+        raise PayloadError(f"{where}.{key} is {_kind(value)} that is not a 64-bit integer")
+    return number
+
+
+def _str_field(raw: dict[str, Any], key: str, where: str) -> str:
+    value = raw.get(key)
+    if isinstance(value, dict | list):
+        raise PayloadError(f"{where}.{key} is {_kind(value)}, not a string")
+    return to_str(value)
+
+
+def _bool_field(raw: dict[str, Any], key: str, where: str) -> bool:
+    value = raw.get(key)
+    if value is None or value == "":
+        return False
+    flag = to_bool(value)
+    if flag is None:
+        raise PayloadError(f"{where}.{key} is {_kind(value)} that is not a boolean")
+    return flag
+
+
+def parse_job_config(raw: Any, where: str = "job_config") -> JobConfig | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise PayloadError(f"{where} is {_kind(raw)}, not an object")
     return JobConfig(
-        cu_number=to_int(raw.get("cu_number")),
-        parallel_number=to_int(raw.get("parallel_number")),
-        checkpoint_enabled=to_bool(raw.get("checkpoint_enabled")) is True,
-        restart_when_exception=to_bool(raw.get("restart_when_exception")) is True,
+        cu_number=_int_field(raw, "cu_number", where),
+        parallel_number=_int_field(raw, "parallel_number", where),
+        checkpoint_enabled=_bool_field(raw, "checkpoint_enabled", where),
+        restart_when_exception=_bool_field(raw, "restart_when_exception", where),
     )
 
 
-def parse_job(raw: Any) -> Job | None:
-    """One job of the list, or None when it has no usable ``job_id``."""
+def parse_job(raw: Any, where: str = "job") -> Job:
+    """One job of the list. Raises PayloadError when it has no ``job_id`` or a field of a wrong type."""
     if not isinstance(raw, dict):
-        return None
-    job_id = to_int(raw.get("job_id"))
-    if job_id is None:
-        return None
-    # Inline fast paths for values of the documented type, the common case once per job per
-    # sweep; anything else goes through the tolerant converters.
+        raise PayloadError(f"{where} is {_kind(raw)}, not an object")
     get = raw.get
     name, job_type, status = get("name"), get("job_type"), get("status")
     queue, run_mode, user = get("queue_name"), get("run_mode"), get("user_name")
-    created, start, duration, restarts = get("create_time"), get("start_time"), get("duration"), get("restart_times")
-    savepoint = get("has_savepoint")
-    if type(start) is not int:
-        start = to_int(start)
+    job_id, created, start = get("job_id"), get("create_time"), get("start_time")
+    duration, restarts, savepoint = get("duration"), get("restart_times"), get("has_savepoint")
     config = get("job_config")
+    # The fast path: every field of its documented type (or absent), the common case once per
+    # job per sweep. Anything else goes through the strict converters, which may raise.
+    # Written out rather than looped: this test runs for every job of every sweep.
+    if not (
+        type(job_id) is int and INT64_MIN <= job_id <= INT64_MAX
+        and ((type(created) is int and INT64_MIN <= created <= INT64_MAX) or created is None)
+        and ((type(start) is int and INT64_MIN <= start <= INT64_MAX) or start is None)
+        and ((type(duration) is int and INT64_MIN <= duration <= INT64_MAX) or duration is None)
+        and ((type(restarts) is int and INT64_MIN <= restarts <= INT64_MAX) or restarts is None)
+        and (type(name) is str or name is None) and (type(job_type) is str or job_type is None)
+        and (type(status) is str or status is None) and (type(queue) is str or queue is None)
+        and (type(run_mode) is str or run_mode is None) and (type(user) is str or user is None)
+        and (type(savepoint) is bool or savepoint is None)
+    ):
+        return _parse_job_slowly(raw, where)
     return Job(
         job_id=job_id,
-        name=name if type(name) is str else to_str(name),
-        job_type=job_type if type(job_type) is str else to_str(job_type),
-        status=(status if type(status) is str else to_str(status)) or UNKNOWN_STATUS,
-        queue=queue if type(queue) is str else to_str(queue),
-        run_mode=run_mode if type(run_mode) is str else to_str(run_mode),
-        user_name=user if type(user) is str else to_str(user),
-        create_time_ms=created if type(created) is int else to_int(created),
-        start_time_ms=start if start else None,  # 0 means "not started"
-        duration_ms=duration if type(duration) is int else to_int(duration),
-        restart_times=restarts if type(restarts) is int else to_int(restarts),
-        has_savepoint=savepoint is True or (savepoint is not False and to_bool(savepoint) is True),
-        config=parse_job_config(config) if config is not None else None,
+        name=name or "",
+        job_type=job_type or "",
+        status=status or UNKNOWN_STATUS,
+        queue=queue or "",
+        run_mode=run_mode or "",
+        user_name=user or "",
+        create_time_ms=created,
+        start_time_ms=start or None,  # 0 means "not started"
+        duration_ms=duration,
+        restart_times=restarts,
+        has_savepoint=savepoint is True,
+        config=parse_job_config(config, where + ".job_config") if config is not None else None,
+    )
+
+
+def _parse_job_slowly(raw: dict[str, Any], where: str) -> Job:
+    job_id = _int_field(raw, "job_id", where)
+    if job_id is None:
+        raise PayloadError(f"{where} has no job_id")
+    return Job(
+        job_id=job_id,
+        name=_str_field(raw, "name", where),
+        job_type=_str_field(raw, "job_type", where),
+        status=_str_field(raw, "status", where) or UNKNOWN_STATUS,
+        queue=_str_field(raw, "queue_name", where),
+        run_mode=_str_field(raw, "run_mode", where),
+        user_name=_str_field(raw, "user_name", where),
+        create_time_ms=_int_field(raw, "create_time", where),
+        start_time_ms=_int_field(raw, "start_time", where) or None,
+        duration_ms=_int_field(raw, "duration", where),
+        restart_times=_int_field(raw, "restart_times", where),
+        has_savepoint=_bool_field(raw, "has_savepoint", where),
+        config=parse_job_config(raw.get("job_config"), where + ".job_config"),
     )
 
 
 def parse_page(payload: Any) -> Page:
-    """A decoded list-jobs answer to a Page. Raises PayloadError when it is not a job list."""
+    """A decoded list-jobs answer to a Page. Raises PayloadError when it is not a job list, or
+    when any job in it cannot be read: a project is exported whole or not at all."""
     if not isinstance(payload, dict):
         raise PayloadError("the answer is not a JSON object")
     if to_bool(payload.get("is_success")) is False:
@@ -166,14 +254,11 @@ def parse_page(payload: Any) -> Page:
         raw_jobs = []
     if not isinstance(raw_jobs, list):
         raise PayloadError("job_list.jobs is not a list")
-    jobs = []
-    for raw in raw_jobs:
-        job = parse_job(raw)
-        if job is not None:
-            jobs.append(job)
-    total = to_int(job_list.get("total_count"))
-    return Page(total_count=total if total is not None and total >= 0 else None, jobs=jobs,
-                raw_count=len(raw_jobs), skipped=len(raw_jobs) - len(jobs))
+    jobs = [parse_job(raw, f"job_list.jobs[{i}]") for i, raw in enumerate(raw_jobs)]
+    total = _int_field(job_list, "total_count", "job_list")
+    if total is not None and total < 0:
+        raise PayloadError("job_list.total_count is negative")
+    return Page(total_count=total, jobs=jobs, raw_count=len(raw_jobs))
 
 
 def error_fields(payload: Any) -> tuple[str, str]:

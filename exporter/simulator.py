@@ -59,8 +59,11 @@ class Fault:
     kinds: ``error`` (``status`` with a DLI/APIG error body), ``rate_limit`` (429 with
     ``Retry-After: retry_after``), ``truncate`` (a 200 whose JSON is cut short), ``hang`` (wait
     ``seconds`` before answering), ``latency`` (extra ``seconds``), ``drop`` (close the connection
-    without an answer), ``wrong_types`` (numbers as strings, booleans as strings, some nulls),
-    ``not_success`` (a 200 with ``is_success`` false), ``bad_shape`` (a 200 without a job list).
+    without an answer), ``sloppy_types`` (numbers and booleans as strings, some nulls: all
+    still meaning the same), ``wrong_types`` (a value that cannot be read as its field's type),
+    ``not_success`` (a 200 with ``is_success`` false), ``bad_shape`` (a 200 without a job list),
+    ``bad_signature`` (the verifier holds another secret key for the caller's access key, as after
+    a key rotation the exporter missed: a real 401 from the signature check).
     """
 
     kind: str
@@ -90,6 +93,7 @@ class Recorded:
     status: int = 0
     at: float = field(default_factory=time.monotonic)
     peer: tuple[str, int] = ("", 0)  # the client's address: one per TCP connection
+    request_id: str = ""  # the X-Request-Id the answer carried
 
 
 class Simulator:
@@ -301,7 +305,7 @@ class Simulator:
     # --- authentication, implemented here from the algorithm's description ---
 
     def check_auth(self, method: str, raw_path: str, headers: dict[str, str], body: bytes,
-                   project_id: str) -> tuple[int, str, str] | None:
+                   project_id: str, *, rotated: bool = False) -> tuple[int, str, str] | None:
         """None when the request may pass, else (status, error_code, error_msg)."""
         token = headers.get("x-auth-token")
         if token is not None:
@@ -320,6 +324,8 @@ class Simulator:
             return 401, "APIG.0301", "Incorrect IAM authentication information: no AK/SK signature."
         ak, signed, signature = match.groups()
         sk = self.credentials.get(ak)
+        if sk is not None and rotated:
+            sk += "-rotated"
         if sk is None:
             return 401, "APIG.0301", "Incorrect IAM authentication information: unknown access key."
         names = signed.split(";")
@@ -395,7 +401,7 @@ def _render(job: dict[str, Any], show_detail: bool, project_id: str, now_ms: int
     return out
 
 
-def _wrong_types(page: dict[str, Any]) -> dict[str, Any]:
+def _sloppy_types(page: dict[str, Any]) -> dict[str, Any]:
     """The same data as a sloppy gateway might send it: numbers and booleans as strings, nulls."""
     for job in page.get("job_list", {}).get("jobs", []):
         for key, value in list(job.items()):
@@ -408,6 +414,14 @@ def _wrong_types(page: dict[str, Any]) -> dict[str, Any]:
     total = page.get("job_list", {}).get("total_count")
     if total is not None:
         page["job_list"]["total_count"] = str(total)
+    return page
+
+
+def _wrong_types(page: dict[str, Any]) -> dict[str, Any]:
+    """A page whose last job says something no reading can fix: words where numbers belong."""
+    listed = page.get("job_list", {}).get("jobs", [])
+    if listed:
+        listed[-1] = {**listed[-1], "restart_times": "several", "has_savepoint": "perhaps", "name": {"en": "x"}}
     return page
 
 
@@ -441,7 +455,7 @@ class _Handler(BaseHTTPRequestHandler):
         with sim._lock:
             sim.requests.append(record)
             sim.request_count += 1
-        request_id = uuid.uuid4().hex
+        request_id = record.request_id = uuid.uuid4().hex
         if sim.latency:
             sim._stop.wait(sim.latency)
 
@@ -473,7 +487,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.shutdown(2)
             return
-        denied = sim.check_auth(method, self.path, headers, body, project_id)
+        denied = sim.check_auth(method, self.path, headers, body, project_id, rotated="bad_signature" in kinds)
         if denied is not None:
             status, code, msg = denied
             self._send(status, json.dumps({"error_code": code, "error_msg": msg, "request_id": request_id}).encode(),
@@ -500,6 +514,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, b'{"is_success": "true", "job_list": "none"}', request_id, {}, record)
             return
         status, answer = sim.list_jobs(project_id, query)
+        if "sloppy_types" in kinds and status == 200:
+            answer = _sloppy_types(answer)
         if "wrong_types" in kinds and status == 200:
             answer = _wrong_types(answer)
         data = json.dumps(answer, separators=(",", ":")).encode()

@@ -202,14 +202,24 @@ def test_truncated_json_fails_the_project_after_retries() -> None:
     assert not result.ok and "not valid JSON" in (result.error or "")
 
 
-def test_wrong_types_still_give_every_job() -> None:
+def test_sloppy_types_still_give_every_job() -> None:
     with Simulator({"p1": jobs(120)}) as sim:
-        sim.add_fault(Fault("wrong_types"))
+        sim.add_fault(Fault("sloppy_types"))
         client = client_for(sim)
         result = client.sweep_project("p1", far())
         client.close()
     assert result.ok and len(result.jobs or []) == 120
     assert all(j.restart_times == 0 and j.duration_ms == 3_600_000 for j in result.jobs or [])
+
+
+def test_wrong_types_fail_the_project_naming_the_field() -> None:
+    with Simulator({"p1": jobs(120)}) as sim:
+        sim.add_fault(Fault("wrong_types", page=1))
+        client = client_for(sim)
+        result = client.sweep_project("p1", far())
+        client.close()
+    assert not result.ok
+    assert "job_list.jobs[19]" in (result.error or "") and "several" not in (result.error or "")
 
 
 def test_connection_refused_is_an_error_counted_as_error() -> None:

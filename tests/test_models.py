@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -22,7 +23,7 @@ from tests.helpers import job
 @pytest.mark.parametrize(("raw", "expected"), [
     (5, 5), ("17", 17), (" 42 ", 42), (3.0, 3), ("1.5e3", 1500), ("12345678901234567", 12345678901234567),
     (None, None), ("", None), ("abc", None), (True, None), ([], None), ({}, None), (float("nan"), None),
-    ("inf", None), (-3, -3),
+    ("inf", None), (-3, -3), (3.5, None), ("2.5", None), (2**63, None), (-(2**63), -(2**63)), ("1e400", None),
 ])
 def test_to_int(raw: Any, expected: int | None) -> None:
     assert to_int(raw) == expected
@@ -91,16 +92,35 @@ def test_unknown_status_is_passed_through() -> None:
     assert parsed is not None and parsed.status == "job_quantum_superposition"
 
 
-@pytest.mark.parametrize("raw", [None, [], "job", {"job_id": None}, {"job_id": "abc"}, {"name": "no id"}])
-def test_jobs_without_id_are_skipped(raw: Any) -> None:
-    assert parse_job(raw) is None
+@pytest.mark.parametrize(("raw", "message"), [
+    (None, "job is null, not an object"), ([], "job is a list"), ("job", "job is a string"),
+    ({"job_id": None}, "has no job_id"), ({"name": "no id"}, "has no job_id"),
+    ({"job_id": "abc"}, "job.job_id is a string that is not a 64-bit integer"),
+    ({"job_id": 1, "restart_times": "several"}, "job.restart_times is a string"),
+    ({"job_id": 1, "restart_times": 1.5}, "job.restart_times is a number"),
+    ({"job_id": 1, "duration": 2**70}, "job.duration is a number that is not a 64-bit integer"),
+    ({"job_id": 1, "has_savepoint": "perhaps"}, "job.has_savepoint is a string that is not a boolean"),
+    ({"job_id": 1, "name": {"en": "x"}}, "job.name is an object, not a string"),
+    ({"job_id": 1, "status": ["job_running"]}, "job.status is a list, not a string"),
+    ({"job_id": 1, "job_config": "big"}, "job.job_config is a string, not an object"),
+    ({"job_id": 1, "job_config": {"cu_number": "lots"}}, "job.job_config.cu_number is a string"),
+])
+def test_jobs_that_cannot_be_read_raise_naming_the_field_not_the_value(raw: Any, message: str) -> None:
+    with pytest.raises(PayloadError, match=re.escape(message)) as info:
+        parse_job(raw)
+    assert "several" not in str(info.value) and "perhaps" not in str(info.value)
 
 
 def test_page() -> None:
     page = parse_page({"is_success": "true", "message": "ok",
-                       "job_list": {"total_count": "3", "jobs": [job(1), {"name": "no id"}, job(2)]}})
-    assert page.total_count == 3 and [j.job_id for j in page.jobs] == [1, 2]
-    assert page.raw_count == 3 and page.skipped == 1
+                       "job_list": {"total_count": "3", "jobs": [job(1), job(3), job(2)]}})
+    assert page.total_count == 3 and [j.job_id for j in page.jobs] == [1, 3, 2]
+    assert page.raw_count == 3
+
+
+def test_one_unreadable_job_fails_the_page_with_its_position() -> None:
+    with pytest.raises(PayloadError, match=re.escape("job_list.jobs[1] has no job_id")):
+        parse_page({"is_success": "true", "job_list": {"total_count": 3, "jobs": [job(1), {"name": "x"}, job(2)]}})
 
 
 def test_page_with_boolean_success_and_no_jobs() -> None:
@@ -113,6 +133,8 @@ def test_page_with_boolean_success_and_no_jobs() -> None:
     ({"is_success": False}, "is_success is false"),
     ({"is_success": "true"}, "no job_list"),
     ({"is_success": "true", "job_list": {"jobs": "many"}}, "not a list"),
+    ({"is_success": "true", "job_list": {"jobs": [], "total_count": "many"}}, "total_count is a string"),
+    ({"is_success": "true", "job_list": {"jobs": [], "total_count": -1}}, "total_count is negative"),
     ([], "not a JSON object"),
 ])
 def test_page_errors(payload: Any, message: str) -> None:
