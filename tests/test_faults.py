@@ -1,0 +1,249 @@
+"""The fault matrix: every fault the API can throw, injected over real HTTP, watched on /metrics.
+
+Each case runs the same story against a running exporter and a simulator with two projects: a
+healthy scrape (the baseline), a scrape with the fault on project ``p1``, then a scrape after the
+fault is gone. In every case ``/metrics`` answers 200 within Prometheus' timeout, ``p2`` is
+exactly as it was, and the next healthy sweep gives back exactly the baseline. Faults that
+retries are meant to absorb (one 429, one 500, sloppy types) leave ``p1`` up with all its jobs;
+the rest leave ``p1`` with ``dli_up 0`` and not one job series.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter import logs
+from exporter.server import Exporter
+from exporter.settings import load_settings
+from exporter.simulator import DEMO_AK, DEMO_SK, Fault, Simulator
+from tests.helpers import free_port, jobs, running_exporter
+
+Start = Callable[..., Exporter]
+SCRAPE_TIMEOUT = 3.0  # what Prometheus would announce in X-Prometheus-Scrape-Timeout-Seconds
+P1, P2 = "p1", "p2"
+Series = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+@dataclass
+class Scrape:
+    status: int
+    seconds: float
+    series: Series
+
+    def value(self, name: str, **labels: str) -> float | None:
+        return self.series.get((name, frozenset(labels.items())))
+
+    def up(self, project: str) -> float | None:
+        return self.value("dli_up", project_id=project)
+
+    def jobs_of(self, project: str) -> Series:
+        """Every dli_jobs and dli_job_* sample of the project."""
+        return {key: v for key, v in self.series.items()
+                if (key[0] == "dli_jobs" or key[0].startswith("dli_job_")) and ("project_id", project) in key[1]}
+
+    def total(self, name: str, **labels: str) -> float:
+        """A counter's value summed over the series that carry these labels (0 when none)."""
+        want = set(labels.items())
+        return sum(v for (n, lbls), v in self.series.items() if n == name and want <= lbls)
+
+
+def scrape(exporter: Exporter, timeout: float = SCRAPE_TIMEOUT) -> Scrape:
+    started = time.monotonic()
+    resp = requests.get(exporter.url + "/metrics", timeout=timeout + 10,
+                        headers={"X-Prometheus-Scrape-Timeout-Seconds": f"{timeout:g}"})
+    seconds = time.monotonic() - started
+    series = {(s.name, frozenset(s.labels.items())): s.value
+              for f in text_string_to_metric_families(resp.text) for s in f.samples}
+    return Scrape(resp.status_code, seconds, series)
+
+
+@pytest.fixture
+def log_lines() -> Iterator[io.StringIO]:
+    """The exporter's log as it would reach stderr: our logfmt formatter at DEBUG."""
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    logs.setup("debug", "logfmt", stream)
+    try:
+        yield stream
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+
+
+@pytest.fixture
+def world() -> Iterator[Simulator]:
+    # p1 has three pages, so faults can hit a page in the middle of a sweep.
+    sim = Simulator({P1: jobs(250), P2: jobs(120, start=1001)}).start()
+    try:
+        yield sim
+    finally:
+        sim.stop()
+
+
+@dataclass(frozen=True)
+class Case:
+    faults: tuple[Fault, ...]
+    down: bool  # True: p1 must end down; False: retries or tolerance must absorb the fault
+
+
+CASES = {
+    "500 on every call": Case((Fault("error", project_id=P1, status=500, error_code="APIG.0201",
+                                     error_msg="Internal Server Error"),), down=True),
+    "500 on one page, always": Case((Fault("error", project_id=P1, page=2, status=500),), down=True),
+    "DLI.0999 with HTTP 400, always": Case((Fault("error", project_id=P1, status=400, error_code="DLI.0999"),),
+                                           down=True),
+    "a client error (DLI.0001)": Case((Fault("error", project_id=P1, page=1, status=400, error_code="DLI.0001",
+                                             error_msg="Parameter error."),), down=True),
+    "429 with a Retry-After past the deadline": Case((Fault("rate_limit", project_id=P1, retry_after=60),),
+                                                     down=True),
+    "truncated JSON": Case((Fault("truncate", project_id=P1, page=1),), down=True),
+    "wrong types in fields": Case((Fault("wrong_types", project_id=P1, page=2),), down=True),
+    "is_success false": Case((Fault("not_success", project_id=P1, error_msg="Internal error"),), down=True),
+    "no job list": Case((Fault("bad_shape", project_id=P1, page=1),), down=True),
+    "connection closed without an answer": Case((Fault("drop", project_id=P1, page=1),), down=True),
+    "hangs past the scrape deadline": Case((Fault("hang", project_id=P1, page=1, seconds=30),), down=True),
+    "bad signature (401)": Case((Fault("bad_signature", project_id=P1),), down=True),
+    "one 429 with Retry-After": Case((Fault("rate_limit", project_id=P1, page=1, times=1, retry_after=0.5),),
+                                     down=False),
+    "one 500": Case((Fault("error", project_id=P1, page=2, times=1, status=500),), down=False),
+    "one DLI.0999 with HTTP 400": Case((Fault("error", project_id=P1, page=0, times=1, status=400,
+                                              error_code="DLI.0999"),), down=False),
+    "sloppy types (numbers as strings)": Case((Fault("sloppy_types", project_id=P1),), down=False),
+    "slow but in time": Case((Fault("latency", project_id=P1, seconds=0.3),), down=False),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_fault(name: str, world: Simulator, exporter_for: Start, log_lines: io.StringIO) -> None:
+    case = CASES[name]
+    exporter = exporter_for(world, retries=3)
+    baseline = scrape(exporter)
+    assert baseline.status == 200 and baseline.up(P1) == 1 and baseline.up(P2) == 1
+    assert len(baseline.jobs_of(P1)) > 250 and len(baseline.jobs_of(P2)) > 120
+
+    for fault in case.faults:
+        world.add_fault(fault)
+    hit = scrape(exporter)
+    assert hit.status == 200
+    assert hit.seconds < SCRAPE_TIMEOUT, f"answered in {hit.seconds:.2f}s"
+    assert hit.up(P2) == 1 and hit.jobs_of(P2) == baseline.jobs_of(P2), "the healthy project changed"
+    if case.down:
+        assert hit.up(P1) == 0
+        assert hit.jobs_of(P1) == {}, "a failed project must show no job series"
+        # Its last success stays visible, for "down for how long" alerts.
+        assert hit.value("dli_last_success_timestamp_seconds", project_id=P1) == \
+            baseline.value("dli_last_success_timestamp_seconds", project_id=P1)
+    else:
+        assert hit.up(P1) == 1 and hit.jobs_of(P1) == baseline.jobs_of(P1)
+
+    world.clear_faults()
+    healed = scrape(exporter)
+    assert healed.status == 200 and healed.up(P1) == 1 and healed.up(P2) == 1
+    assert healed.jobs_of(P1) == baseline.jobs_of(P1) and healed.jobs_of(P2) == baseline.jobs_of(P2)
+    assert_one_line_per_event(log_lines.getvalue())
+
+
+def test_one_429_waits_as_asked_and_is_counted(world: Simulator, exporter_for: Start) -> None:
+    exporter = exporter_for(world)
+    before = scrape(exporter)
+    world.add_fault(Fault("rate_limit", project_id=P1, page=1, times=1, retry_after=0.8))
+    after = scrape(exporter)
+    assert after.up(P1) == 1 and after.seconds >= 0.8
+    assert after.total("dli_api_requests_total", project_id=P1, code="429") == 1
+    assert after.total("dli_api_retries_total", project_id=P1) == before.total("dli_api_retries_total",
+                                                                               project_id=P1) + 1
+
+
+def test_a_persistent_500_is_retried_then_counted(world: Simulator, exporter_for: Start) -> None:
+    exporter = exporter_for(world, retries=2)
+    world.add_fault(Fault("error", project_id=P1, page=0, status=500))
+    after = scrape(exporter)
+    assert after.up(P1) == 0
+    assert after.total("dli_api_requests_total", project_id=P1, code="500") == 3  # one call and two retries
+    assert after.total("dli_api_retries_total", project_id=P1) == 2
+
+
+def test_a_bad_signature_logs_authentication_failed_with_the_request_id(
+        world: Simulator, exporter_for: Start, log_lines: io.StringIO) -> None:
+    exporter = exporter_for(world)
+    world.add_fault(Fault("bad_signature", project_id=P1))
+    assert scrape(exporter).up(P1) == 0
+    denied = [r for r in world.recorded(f"/v1.0/{P1}/") if r.status == 401]
+    assert len(denied) == 1, "a 401 must not be retried"
+    lines = [line for line in log_lines.getvalue().splitlines() if "authentication failed" in line]
+    assert len(lines) == 1, log_lines.getvalue()
+    assert "level=warning" in lines[0] and f"project_id={P1}" in lines[0]
+    assert f"request_id={denied[0].request_id}" in lines[0]
+    assert "verify aksk signature fail" in lines[0]
+
+
+def test_connection_refused_marks_every_project_down_then_recovers(exporter_for: Start) -> None:
+    """Nothing listens at the endpoint at first; then the API comes up on that very port."""
+    port = free_port()
+    absent = Simulator({P1: jobs(250), P2: jobs(120, start=1001)})
+    settings = load_settings({"ak": DEMO_AK, "sk": DEMO_SK, "endpoint": f"http://127.0.0.1:{port}",
+                              "project_ids": f"{P1},{P2}", "listen_address": "127.0.0.1:0", "cache_seconds": 0})
+    with running_exporter(settings) as exporter:
+        hit = scrape(exporter)
+        assert hit.status == 200 and hit.seconds < SCRAPE_TIMEOUT
+        assert hit.up(P1) == 0 and hit.up(P2) == 0
+        assert hit.jobs_of(P1) == {} and hit.jobs_of(P2) == {}
+        assert hit.total("dli_api_requests_total", project_id=P1, code="error") >= 1
+        with absent.start(port=port):
+            healed = scrape(exporter)
+    assert healed.up(P1) == 1 and healed.up(P2) == 1
+    assert len(healed.jobs_of(P1)) > 250 and len(healed.jobs_of(P2)) > 120
+
+
+def test_an_expired_iam_token_is_replaced_by_exactly_one_login(exporter_for: Start) -> None:
+    users = {("acme", "monitor"): "s3cret-Pa55"}
+    with Simulator({P1: jobs(250), P2: jobs(120, start=1001)}, credentials={}, iam_users=users) as sim:
+        exporter = exporter_for(sim, ak=None, sk=None, iam_username="monitor", iam_password="s3cret-Pa55",
+                                iam_domain="acme", iam_endpoint=sim.url)
+        first = scrape(exporter)
+        assert first.up(P1) == 1 and first.up(P2) == 1
+        assert first.total("dli_iam_logins_total", project_id=P1) == 1
+        sim.expire_tokens()
+        second = scrape(exporter)
+        assert second.status == 200 and second.up(P1) == 1 and second.up(P2) == 1
+        assert second.jobs_of(P1) == first.jobs_of(P1) and second.jobs_of(P2) == first.jobs_of(P2)
+        for project in (P1, P2):
+            assert second.total("dli_iam_logins_total", project_id=project) == 2  # one new token each
+        rejected = [r for r in sim.recorded() if r.status == 401]
+        assert len(rejected) == 2  # the first call per project, and nothing after the new token
+        third = scrape(exporter)
+        assert third.total("dli_iam_logins_total") == 4  # the new tokens are reused
+
+
+def test_faults_on_both_projects_at_once(world: Simulator, exporter_for: Start) -> None:
+    exporter = exporter_for(world)
+    baseline = scrape(exporter)
+    world.add_fault(Fault("hang", project_id=P1, seconds=30))
+    world.add_fault(Fault("truncate", project_id=P2))
+    hit = scrape(exporter)
+    assert hit.status == 200 and hit.seconds < SCRAPE_TIMEOUT
+    assert hit.up(P1) == 0 and hit.up(P2) == 0 and hit.jobs_of(P1) == {} and hit.jobs_of(P2) == {}
+    world.clear_faults()
+    healed = scrape(exporter)
+    assert healed.jobs_of(P1) == baseline.jobs_of(P1) and healed.jobs_of(P2) == baseline.jobs_of(P2)
+
+
+_LOGFMT_LINE = re.compile(r'ts=\S+ level=(debug|info|warning|error) logger=\S+ msg=("(?:[^"\\]|\\.)*"|\S+)( |$)')
+
+
+def assert_one_line_per_event(text: str) -> None:
+    """Every line starts a new event: no traceback or message ever spills onto a second line."""
+    lines = text.splitlines()
+    assert lines, "nothing was logged"
+    bad = [line for line in lines if not _LOGFMT_LINE.match(line)]
+    assert not bad, bad[:3]
