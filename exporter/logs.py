@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 import time
 from typing import Any, TextIO
 
@@ -28,12 +29,25 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
     return out
 
 
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def _escape(char: str) -> str:
+    if char in _ESCAPES:
+        return _ESCAPES[char]
+    # Any other character that is not printable (control characters, U+2028 and friends) could
+    # break the line or fool a terminal: written as an escape, so one event stays one line.
+    if char.isprintable():
+        return char
+    code = ord(char)
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
 def _logfmt_value(value: Any) -> str:
     text = str(value)
-    if text and not any(c in text for c in ' ="\\\n\t') and text.isprintable():
+    if text and text.isprintable() and not any(c in text for c in ' ="\\'):
         return text
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
-    return f'"{escaped}"'
+    return '"' + "".join(_escape(c) for c in text) + '"'
 
 
 class LogfmtFormatter(logging.Formatter):
@@ -41,9 +55,14 @@ class LogfmtFormatter(logging.Formatter):
         return " ".join(f"{k}={_logfmt_value(v)}" for k, v in _fields(record).items())
 
 
+_JSON_LINE_BREAKS = {c: f"\\u{c:04x}" for c in (0x85, 0x2028, 0x2029)}
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        return json.dumps(_fields(record), default=str, ensure_ascii=False)
+        # ensure_ascii=False keeps names readable; json escapes the ASCII control characters, and
+        # the other characters that readers may take for a line break are escaped here.
+        return json.dumps(_fields(record), default=str, ensure_ascii=False).translate(_JSON_LINE_BREAKS)
 
 
 def setup(level: str = "info", fmt: str = "logfmt", stream: TextIO | None = None) -> None:
@@ -56,3 +75,14 @@ def setup(level: str = "info", fmt: str = "logfmt", stream: TextIO | None = None
     root.setLevel(level.upper())
     # urllib3 logs every connection at DEBUG, with the full URL: keep it quiet.
     logging.getLogger("urllib3").setLevel(logging.WARNING)
+    # Python prints an uncaught error in a thread as a multi-line traceback on stderr; make it
+    # one event like any other (and keep the traceback's frames, which may hold secrets, out).
+    threading.excepthook = _thread_excepthook
+
+
+def _thread_excepthook(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit:
+        return
+    thread = args.thread.name if args.thread else ""
+    error = f"{args.exc_type.__name__}: {args.exc_value}"
+    logging.getLogger("exporter").error("unhandled error in a thread", extra={"thread_name": thread, "error": error})

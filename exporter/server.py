@@ -13,6 +13,7 @@ import html
 import logging
 import math
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -79,6 +80,14 @@ class MetricsApp:
         self._landing = _landing_page()
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        try:
+            return self._route(environ, start_response)
+        except Exception as exc:  # noqa: BLE001  (a bug answers 500 and logs one line, no traceback on stderr)
+            log.error("request failed", extra={"path": environ.get("PATH_INFO", ""),
+                                               "error": f"{type(exc).__name__}: {exc}"})
+            return self._reply(start_response, "500 Internal Server Error", b"internal error\n")
+
+    def _route(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO") or "/"
         method = environ.get("REQUEST_METHOD", "GET")
         if method not in ("GET", "HEAD"):
@@ -132,6 +141,13 @@ class _Handler(WSGIRequestHandler):
 class _ThreadingServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True
     allow_reuse_address = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # socketserver would print a traceback on stderr. A client hanging up early is routine.
+        exc = sys.exc_info()[1]
+        level = logging.DEBUG if isinstance(exc, ConnectionError | TimeoutError) else logging.WARNING
+        log.log(level, "connection failed", extra={"client": str(client_address[0]),
+                                                   "error": f"{type(exc).__name__}: {exc}"})
 
 
 class _ThreadingServer6(_ThreadingServer):

@@ -135,3 +135,20 @@ def test_the_scrape_timeout_is_exported(sim: Simulator, exporter_for: Start) -> 
     exporter = exporter_for(sim, scrape_timeout_seconds=7)
     assert "dli_scrape_timeout_seconds 7.0" in scrape(exporter).text
     assert "dli_scrape_timeout_seconds 15.0" in scrape(exporter, **{"X-Prometheus-Scrape-Timeout-Seconds": "15"}).text
+
+
+def test_a_bug_answers_500_and_logs_one_event(caplog: pytest.LogCaptureFixture) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from exporter.server import MetricsApp
+
+    class Broken:
+        def fast_families(self, _fmt: Any) -> list[Any]:
+            raise RuntimeError("bug\nin collector")
+
+    app = MetricsApp(CollectorRegistry(), Broken(), 10.0)  # type: ignore[arg-type]
+    answer: list[str] = []
+    body = app({"PATH_INFO": "/metrics", "REQUEST_METHOD": "GET"}, lambda status, _headers: answer.append(status))
+    assert answer == ["500 Internal Server Error"] and b"".join(body) == b"internal error\n"
+    [record] = [r for r in caplog.records if r.name == "exporter.server"]
+    assert record.levelname == "ERROR" and "RuntimeError: bug" in record.__dict__["error"]
