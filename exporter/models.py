@@ -11,6 +11,7 @@ ever raised, whatever the payload (a property test holds this).
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,10 +105,28 @@ def to_bool(value: Any) -> bool | None:
     return None
 
 
-def to_str(value: Any) -> str:
-    """The API's string unchanged; null, missing or a non-scalar becomes the empty string."""
-    if isinstance(value, str):
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _text(value: str | None) -> str:
+    """A string of the API as a label value: unchanged, unless it holds what UTF-8 cannot carry."""
+    if value is None:
+        return ""
+    if value.isascii():  # constant time in CPython: the common case costs next to nothing
         return value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        # JSON may escape a lone surrogate (\ud800), which json.loads keeps; no exposition
+        # could be encoded with it. Each one becomes U+FFFD, as a lenient UTF-8 decoder would.
+        return _SURROGATE.sub("\ufffd", value)
+    return value
+
+
+def to_str(value: Any) -> str:
+    """The API's string (made encodable); null, missing or a non-scalar becomes the empty string."""
+    if isinstance(value, str):
+        return _text(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
@@ -202,12 +221,12 @@ def parse_job(raw: Any, where: str = "job") -> Job:
         return _parse_job_slowly(raw, where)
     return Job(
         job_id=job_id,
-        name=name or "",
-        job_type=job_type or "",
-        status=status or UNKNOWN_STATUS,
-        queue=queue or "",
-        run_mode=run_mode or "",
-        user_name=user or "",
+        name=_text(name),
+        job_type=_text(job_type),
+        status=_text(status) or UNKNOWN_STATUS,
+        queue=_text(queue),
+        run_mode=_text(run_mode),
+        user_name=_text(user),
         create_time_ms=created,
         start_time_ms=start or None,  # 0 means "not started"
         duration_ms=duration,

@@ -228,24 +228,33 @@ class Settings(BaseSettings):
             raise ConfigError("HUAWEICLOUD_SDK_SK", "required with HUAWEICLOUD_SDK_AK")
 
 
-def env_name(field: str) -> str:
-    """The environment variable that sets ``field`` (the first alias, else the prefixed name)."""
+def _aliases(field: str) -> list[str]:
     info = Settings.model_fields.get(field)
     alias = info.validation_alias if info else None
     if isinstance(alias, AliasChoices):
-        first = alias.choices[0]
-        if isinstance(first, str):
-            return first
-    return ENV_PREFIX + field.upper()
+        return [c for c in alias.choices if isinstance(c, str)]
+    return []
+
+
+def env_name(key: str) -> str:
+    """The environment variable behind ``key``: a field's name (its first alias, else the
+    prefixed name) or, as pydantic reports errors of aliased fields, an alias itself."""
+    if key in Settings.model_fields:
+        aliases = _aliases(key)
+        return aliases[0] if aliases else ENV_PREFIX + key.upper()
+    for field in Settings.model_fields:
+        for alias in _aliases(field):
+            if alias.upper() == key.upper():
+                return alias
+    return key.upper()
 
 
 def known_env_names() -> set[str]:
-    """Every variable name the exporter reads, for warning about typos in DLI_EXPORTER_*."""
+    """Every variable name the exporter reads, for warning about typos in DLI_EXPORTER_*.
+    A field with aliases is read under its aliases only (pydantic-settings adds no prefix)."""
     names = set()
-    for field, info in Settings.model_fields.items():
-        names.add(ENV_PREFIX + field.upper())
-        if isinstance(info.validation_alias, AliasChoices):
-            names.update(c for c in info.validation_alias.choices if isinstance(c, str) and c.isupper())
+    for field in Settings.model_fields:
+        names.update(_aliases(field) or [ENV_PREFIX + field.upper()])
     return names
 
 

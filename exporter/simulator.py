@@ -63,7 +63,8 @@ class Fault:
     still meaning the same), ``wrong_types`` (a value that cannot be read as its field's type),
     ``not_success`` (a 200 with ``is_success`` false), ``bad_shape`` (a 200 without a job list),
     ``bad_signature`` (the verifier holds another secret key for the caller's access key, as after
-    a key rotation the exporter missed: a real 401 from the signature check).
+    a key rotation the exporter missed: a real 401 from the signature check), ``body`` (a 200
+    whose body is ``body``, whatever it holds).
     """
 
     kind: str
@@ -75,6 +76,7 @@ class Fault:
     error_msg: str = "Server system error."
     retry_after: float = 1.0
     seconds: float = 0.0
+    body: bytes = b""
 
     def matches(self, project_id: str | None, page: int | None) -> bool:
         if self.times is not None and self.times <= 0:
@@ -509,6 +511,9 @@ class _Handler(BaseHTTPRequestHandler):
         if "not_success" in kinds:
             answer = {"is_success": "false", "message": kinds["not_success"].error_msg}
             self._send(200, json.dumps(answer).encode(), request_id, {}, record)
+            return
+        if "body" in kinds:
+            self._send(200, kinds["body"].body, request_id, {}, record)
             return
         if "bad_shape" in kinds:
             self._send(200, b'{"is_success": "true", "job_list": "none"}', request_id, {}, record)

@@ -10,10 +10,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from exporter.server import Exporter
 from exporter.simulator import Simulator
 from tests.helpers import jobs, running_exporter, settings_for
+
+# CI replays the same examples on every run, so a red run always means a change broke something;
+# locally each run explores new examples.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden"

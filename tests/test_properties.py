@@ -1,0 +1,205 @@
+"""Bad input, property-based: whatever the API answers and whatever the environment holds.
+
+* Any list-jobs answer (missing, null, wrong-typed and huge fields, any unicode in names, lone
+  surrogates, numbers past int64) goes through parsing and collection without an exception
+  other than PayloadError, which marks the project down. The exposition always parses with
+  prometheus-client's parsers, and, served over HTTP, passes ``promtool check metrics``.
+* Any values in the environment: start-up either works (exit 0) or exits 2 with one line naming
+  a setting, never a traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
+from prometheus_client.parser import text_string_to_metric_families as parse_text
+
+from exporter import cli
+from exporter.client import ApiStats, ProjectResult
+from exporter.collector import DliCollector
+from exporter.exposition import ValueFormatter, render_openmetrics, render_text
+from exporter.models import Job, PayloadError, parse_page
+from exporter.server import Exporter
+from exporter.settings import known_env_names
+from exporter.simulator import Fault, Simulator
+from exporter.sweeper import Snapshot
+from tests.helpers import jobs, running_exporter, settings_for
+
+# --- strategies for API answers ---
+
+LONE_SURROGATES = st.sampled_from(["\ud800", "\udbff", "\udc00", "\udfff"])
+ANY_CHAR = st.one_of(st.characters(), LONE_SURROGATES)
+ANY_TEXT = st.one_of(st.text(ANY_CHAR, max_size=40), st.just("名" * 20_000), st.just("x\n\"\\{}=,"))
+NUMBERS = st.one_of(st.integers(), st.integers(min_value=-(2**70), max_value=2**70),
+                    st.floats(allow_nan=True, allow_infinity=True))
+SCALARS = st.one_of(st.none(), st.booleans(), NUMBERS, ANY_TEXT)
+JSON = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
+                                                                                          max_size=3), max_leaves=6)
+
+
+def _field(good: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """Mostly the documented type, sometimes the same meaning in another type, sometimes anything."""
+    return st.one_of(good, good.map(lambda v: str(v).lower() if not isinstance(v, str) else v), st.none(), JSON)
+
+
+INTS = st.integers(min_value=-1, max_value=2**45)
+CONFIG = st.one_of(st.none(), JSON, st.fixed_dictionaries({}, optional={
+    "cu_number": _field(INTS), "parallel_number": _field(INTS),
+    "checkpoint_enabled": _field(st.booleans()), "restart_when_exception": _field(st.booleans())}))
+JOB = st.one_of(
+    st.fixed_dictionaries({"job_id": _field(st.integers(min_value=0, max_value=2**63 - 1))}, optional={
+        "name": _field(ANY_TEXT), "status": _field(st.sampled_from(["job_running", "job_running_exception", ""])
+                                                   | ANY_TEXT),
+        "job_type": _field(ANY_TEXT), "queue_name": _field(ANY_TEXT), "run_mode": _field(ANY_TEXT),
+        "user_name": _field(ANY_TEXT), "create_time": _field(INTS), "start_time": _field(INTS),
+        "duration": _field(INTS), "restart_times": _field(INTS), "has_savepoint": _field(st.booleans()),
+        "job_config": CONFIG, "desc": JSON, "sql_body": ANY_TEXT,
+    }),
+    JSON,
+)
+ANSWER = st.one_of(
+    st.fixed_dictionaries({
+        "is_success": st.sampled_from(["true", True, "false", False, None, "yes", 1]),
+        "job_list": st.one_of(st.fixed_dictionaries({"jobs": st.lists(JOB, max_size=6)},
+                                                    optional={"total_count": _field(st.integers(0, 6))}), JSON),
+    }, optional={"message": ANY_TEXT, "error_code": ANY_TEXT}),
+    JSON,
+)
+
+
+def result_of(answer: Any) -> ProjectResult:
+    """What the client makes of one answer: the jobs, or the project down with the reason."""
+    try:
+        page = parse_page(answer)
+    except PayloadError as exc:
+        return ProjectResult("p1", None, str(exc), 0.1, 1.0)
+    unique: dict[int, Job] = {job.job_id: job for job in page.jobs}
+    return ProjectResult("p1", list(unique.values()), None, 0.1, 1.0)
+
+
+class _Fixed:
+    sweeps = 1
+    cache_hits = 0
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        self.snapshot = snapshot
+
+    def get(self, deadline: float) -> Snapshot:
+        return self.snapshot
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(ANSWER, st.booleans())
+def test_any_answer_is_collected_and_rendered_into_a_parsable_exposition(answer: Any, show_detail: bool) -> None:
+    result = result_of(answer)
+    snapshot = Snapshot({"p1": result}, {"p1": 1.0} if result.ok else {})
+    collector = DliCollector(_Fixed(snapshot), ApiStats(), ["p1"], per_job=True, show_detail=show_detail,
+                             default_timeout=10.0)
+    formatter = ValueFormatter()
+    for render, parse in ((render_text, parse_text), (render_openmetrics, parse_openmetrics)):
+        for families in (collector.families(), collector.fast_families(formatter)):
+            text = render(families, formatter).decode("utf-8")  # strict: must be valid UTF-8
+            parsed = {f.name: f for f in parse(text)}
+            up = [s.value for s in parsed["dli_up"].samples]
+            assert up == [1.0 if result.ok else 0.0]
+            job_samples = [s for name, f in parsed.items() if name.startswith("dli_job") for s in f.samples]
+            if result.ok:
+                assert len(parsed["dli_job_info"].samples) == len(result.jobs or [])
+            else:
+                assert job_samples == []
+
+
+# --- the same over HTTP, with promtool ---
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[tuple[Simulator, Exporter]]:
+    sim = Simulator({"p1": jobs(1), "p2": jobs(2, start=10)}).start()
+    with running_exporter(settings_for(sim, retries=0, show_detail=True)) as exporter:
+        yield sim, exporter
+    sim.stop()
+
+
+# The promtool fixture only finds the binary: sharing it between examples is safe.
+@settings(max_examples=60, deadline=None, suppress_health_check=[
+    HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture])
+@given(answer=ANSWER)
+def test_any_answer_over_http_gives_200_and_passes_promtool(
+        answer: Any, served: tuple[Simulator, Exporter],
+        promtool: Callable[[bytes], Any]) -> None:
+    sim, exporter = served
+    body = json.dumps(answer, ensure_ascii=True).encode()  # lone surrogates travel as \ud800 escapes
+    sim.clear_faults()
+    sim.add_fault(Fault("body", project_id="p1", body=body))
+    resp = requests.get(exporter.url + "/metrics", timeout=30)
+    assert resp.status_code == 200
+    resp.content.decode("utf-8")  # strict
+    families = {f.name: f for f in parse_text(resp.text)}
+    ups = {s.labels["project_id"]: s.value for s in families["dli_up"].samples}
+    assert ups["p2"] == 1.0 and ups["p1"] == (1.0 if result_of(answer).ok else 0.0)
+    checked = promtool(resp.content)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+# --- the environment ---
+
+SETTING_NAMES = sorted(known_env_names() - {"DLI_EXPORTER_LISTEN_ADDRESS"})  # tests bind loopback only
+TRICKY = st.sampled_from(["", " ", "0", "-1", "1e309", "nan", "inf", "true", "FALSE", "yes", "10", "3.5",
+                          "http://127.0.0.1:1", "https://", "ftp://x", "cn-north-4", "a,b,,c", "p1", "debug",
+                          "JSON", "flink_jar_job", "\u00e9t\u00e9", "x" * 5000, "$(rm -rf /)", "%s%n"])
+ENV_TEXT = st.one_of(TRICKY, st.text(st.characters(exclude_characters="\x00"), max_size=30))
+VALID = {"HUAWEICLOUD_SDK_AK": "AK", "HUAWEICLOUD_SDK_SK": "SK", "DLI_EXPORTER_REGION": "cn-north-4",
+         "DLI_EXPORTER_PROJECT_IDS": "p1"}
+
+
+@contextlib.contextmanager
+def _environment(env: dict[str, str]) -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        root = logging.getLogger()
+        saved = (list(root.handlers), root.level, threading.excepthook)
+        try:
+            yield
+        finally:
+            root.handlers[:] = saved[0]
+            root.setLevel(saved[1])
+            threading.excepthook = saved[2]
+
+
+def _serve_once(self: Exporter) -> None:
+    """serve_forever that returns at once: start-up is what is under test, not serving."""
+    self.server._BaseServer__shutdown_request = True  # type: ignore[attr-defined]
+    self.server.serve_forever()
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.booleans(), st.dictionaries(st.sampled_from(SETTING_NAMES), ENV_TEXT, max_size=6))
+def test_any_environment_starts_or_exits_2_naming_the_setting(start_valid: bool, env: dict[str, str]) -> None:
+    full = {**(VALID if start_valid else {}), **env}
+    stderr = io.StringIO()
+    with _environment(full), contextlib.redirect_stderr(stderr), \
+            pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Exporter, "serve_forever", _serve_once)
+        code = cli.main(["--listen-address", "127.0.0.1:0"])
+    output = stderr.getvalue()
+    assert "Traceback" not in output
+    if code == 2:
+        lines = output.splitlines()
+        assert len(lines) == 1, output
+        assert lines[0].startswith("dli-exporter: invalid setting ")
+        named = lines[0].removeprefix("dli-exporter: invalid setting ").split(":")[0]
+        assert named in known_env_names()
+    else:
+        assert code == 0, output
+        assert "msg=listening" in output
