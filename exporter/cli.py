@@ -40,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="ask for job details and export job_config metrics (DLI_EXPORTER_SHOW_DETAIL)")
     parser.add_argument("--cache-seconds", dest="cache_seconds", metavar="SECONDS",
                         help="reuse a sweep for this long (DLI_EXPORTER_CACHE_SECONDS)")
+    parser.add_argument("--web.config.file", "--web-config-file", dest="web_config_file", metavar="FILE",
+                        help="TLS and basic auth for /metrics, in the Prometheus exporter toolkit's format "
+                        "(DLI_EXPORTER_WEB_CONFIG_FILE)")
     parser.add_argument("--log-level", dest="log_level", help="debug, info, warning or error (DLI_EXPORTER_LOG_LEVEL)")
     parser.add_argument("--log-format", dest="log_format", help="logfmt or json (DLI_EXPORTER_LOG_FORMAT)")
     parser.add_argument("--version", action="version", version=f"dli-exporter {__version__}")
@@ -82,6 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _serve(settings: Settings, demo: bool) -> int:
     try:
         exporter = build_exporter(settings)
+    except ConfigError as exc:
+        print(f"dli-exporter: invalid setting {exc.setting}: {exc.problem}", file=sys.stderr)
+        return EXIT_CONFIG
     except OSError as exc:
         print(f"dli-exporter: invalid setting DLI_EXPORTER_LISTEN_ADDRESS: cannot listen on "
               f"{settings.listen_address}: {exc.strerror or exc}", file=sys.stderr)

@@ -13,6 +13,7 @@ import html
 import logging
 import math
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -28,8 +29,9 @@ from . import __version__
 from .client import ApiStats, DliClient
 from .collector import SCRAPE_DEADLINE, DliCollector
 from .exposition import ValueFormatter, fast_renderer
-from .settings import Settings, parse_listen_address
+from .settings import ConfigError, Settings, parse_listen_address
 from .sweeper import Sweeper
+from .webconfig import HANDSHAKE_TIMEOUT, Protected, WebConfigError, WebConfigSource, verify_client_sans
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +136,9 @@ class MetricsApp:
 
 
 class _Handler(WSGIRequestHandler):
+    # A client that connects and then says nothing must not hold a thread for ever.
+    timeout = 60
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002  (the base class's name)
         log.debug("http %s", format % args)
 
@@ -141,6 +146,33 @@ class _Handler(WSGIRequestHandler):
 class _ThreadingServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True
     allow_reuse_address = True
+    web: WebConfigSource | None = None  # set when TLS is on: its certificates may be rotated
+    _tls: ssl.SSLContext | None = None
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        if self.web is None:
+            super().finish_request(request, client_address)
+            return
+        config = self.web.current()
+        # TLS stays on for the life of the process; a reload only brings new certificates.
+        self._tls = config.tls or self._tls
+        if self._tls is None:
+            return
+        # The handshake runs here, on the connection's own thread, with a timeout: a client that
+        # never finishes it cannot stall the accept loop or anyone else.
+        request.settimeout(HANDSHAKE_TIMEOUT)
+        try:
+            conn = self._tls.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError) as exc:
+            log.debug("TLS handshake failed", extra={"client": str(client_address[0]), "error": str(exc)})
+            return
+        try:
+            if config.allowed_sans and not verify_client_sans(conn, config.allowed_sans):
+                log.info("client certificate refused: no allowed SAN", extra={"client": str(client_address[0])})
+                return
+            self.RequestHandlerClass(conn, client_address, self)  # type: ignore[arg-type]  # typeshed: Self
+        finally:
+            conn.close()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # socketserver would print a traceback on stderr. A client hanging up early is routine.
@@ -171,13 +203,17 @@ class Exporter:
         return int(self.server.server_address[1])
 
     @property
+    def scheme(self) -> str:
+        return "https" if getattr(self.server, "web", None) is not None else "http"
+
+    @property
     def url(self) -> str:
         host = str(self.server.server_address[0])
         if host in ("0.0.0.0", "::"):  # noqa: S104  (not binding: naming a reachable address)
             host = "127.0.0.1"
         if ":" in host:
             host = f"[{host}]"
-        return f"http://{host}:{self.port}"
+        return f"{self.scheme}://{host}:{self.port}"
 
     def serve_forever(self) -> None:
         self.server.serve_forever(poll_interval=0.2)
@@ -193,7 +229,16 @@ class Exporter:
 
 
 def build_exporter(settings: Settings) -> Exporter:
-    """Wire settings → client → sweeper → collector → registry → HTTP server (bound, not serving)."""
+    """Wire settings → client → sweeper → collector → registry → HTTP server (bound, not serving).
+
+    Raises ConfigError when the web configuration file cannot be used, OSError when the address
+    cannot be bound."""
+    web = None
+    if settings.web_config_file:
+        try:
+            web = WebConfigSource(settings.web_config_file)
+        except WebConfigError as exc:
+            raise ConfigError("DLI_EXPORTER_WEB_CONFIG_FILE", f"{settings.web_config_file}: {exc}") from None
     stats = ApiStats()
     client = DliClient(settings, stats)
     project_ids = settings.effective_project_ids
@@ -202,7 +247,9 @@ def build_exporter(settings: Settings) -> Exporter:
     collector = DliCollector(sweeper, stats, project_ids, per_job=settings.per_job_metrics,
                              show_detail=settings.show_detail, default_timeout=settings.scrape_timeout_seconds)
     registry.register(collector)
-    app = MetricsApp(registry, collector, settings.scrape_timeout_seconds)
+    app: Any = MetricsApp(registry, collector, settings.scrape_timeout_seconds)
+    if web is not None:
+        app = Protected(app, web)
     host, port = parse_listen_address(settings.listen_address)
     server_class = _ThreadingServer6 if ":" in host else _ThreadingServer
     try:
@@ -210,4 +257,6 @@ def build_exporter(settings: Settings) -> Exporter:
     except OSError:
         client.close()
         raise
+    if web is not None and web.current().tls is not None:
+        server.web = web
     return Exporter(settings, client, sweeper, registry, server)

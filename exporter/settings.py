@@ -87,6 +87,7 @@ class Settings(BaseSettings):
     retries: int = Field(3, ge=0, le=10)
     concurrency: int = Field(8, ge=1, le=10)
     scrape_timeout_seconds: float = Field(10.0, gt=0, le=600)
+    web_config_file: str | None = None  # TLS and basic auth, in the exporter toolkit's format
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["logfmt", "json"] = "logfmt"
 
@@ -118,7 +119,7 @@ class Settings(BaseSettings):
         return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator(
-        "ak", "sdk_project_id", "sdk_region", "iam_username", "iam_domain", "iam_endpoint", "region",
+        "ak", "sdk_project_id", "sdk_region", "iam_username", "iam_domain", "iam_endpoint", "region", "web_config_file",
         "endpoint", "job_type", "queue_name", "tags", "user_name", "name", "status", mode="before",
     )
     @classmethod

@@ -126,3 +126,13 @@ def test_unknown_names() -> None:
 ])
 def test_listen_address(text: str, expected: tuple[str, int]) -> None:
     assert parse_listen_address(text) == expected
+
+
+def test_the_readme_documents_every_variable() -> None:
+    from pathlib import Path
+
+    from exporter.settings import known_env_names
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    missing = sorted(name for name in known_env_names() if f"`{name}`" not in readme)
+    assert not missing
