@@ -107,6 +107,7 @@ def _serve(settings: Settings, demo: bool) -> int:
         log.info("listening", extra={"address": settings.listen_address, "url": exporter.url + "/metrics",
                                      "endpoint": settings.api_endpoint,
                                      "projects": ",".join(settings.effective_project_ids), "demo": demo,
+                                     "web_config": settings.web_config_file or "",
                                      "version": __version__})
         exporter.serve_forever()
     finally:

@@ -221,12 +221,13 @@ def parse_job(raw: Any, where: str = "job") -> Job:
         return _parse_job_slowly(raw, where)
     return Job(
         job_id=job_id,
-        name=_text(name),
-        job_type=_text(job_type),
-        status=_text(status) or UNKNOWN_STATUS,
-        queue=_text(queue),
-        run_mode=_text(run_mode),
-        user_name=_text(user),
+        # Inline, not _text(): no call at all for the usual ASCII (isascii() is constant time).
+        name=(name if name.isascii() else _text(name)) if name else "",
+        job_type=(job_type if job_type.isascii() else _text(job_type)) if job_type else "",
+        status=(status if status.isascii() else _text(status)) if status else UNKNOWN_STATUS,
+        queue=(queue if queue.isascii() else _text(queue)) if queue else "",
+        run_mode=(run_mode if run_mode.isascii() else _text(run_mode)) if run_mode else "",
+        user_name=(user if user.isascii() else _text(user)) if user else "",
         create_time_ms=created,
         start_time_ms=start or None,  # 0 means "not started"
         duration_ms=duration,

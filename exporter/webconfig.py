@@ -140,15 +140,15 @@ def load_web_config(path: str) -> WebConfig:
     try:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
-        raise WebConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+        raise WebConfigError(f"cannot be read: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
-        raise WebConfigError(f"{path} is not UTF-8 text") from None
+        raise WebConfigError("is not UTF-8 text") from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise WebConfigError(f"{path} is not valid YAML{where}") from None
+        raise WebConfigError(f"is not valid YAML{where}") from None
     top = _mapping(raw, "the file", {"tls_server_config", "http_server_config", "basic_auth_users", "rate_limit"})
     base = file.resolve().parent
     watched = [str(file)]
