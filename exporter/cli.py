@@ -75,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_CONFIG
         logs.setup(settings.log_level, settings.log_format)
         for name in unknown_env_names():
-            log.warning("unknown setting ignored: %s", name)
+            log.warning("unknown setting ignored", extra={"variable": name})
         return _serve(settings, demo=simulator is not None)
     finally:
         if simulator is not None:

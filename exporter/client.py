@@ -37,6 +37,7 @@ from .models import (
     Page,
     PayloadError,
     error_fields,
+    error_request_id,
     iam_password_request,
     iam_token_expiry,
     list_query,
@@ -216,13 +217,15 @@ class DliClient:
         token = resp.headers.get(IAM_TOKEN_HEADER)
         if resp.status_code not in (200, 201) or not token:
             self.stats.logged_in(project_id, str(resp.status_code))
-            code, msg = error_fields(_json_or_none(resp.content))
+            body = _json_or_none(resp.content)
+            code, msg = error_fields(body)
+            rid = rid or error_request_id(body)
             raise DliApiError(f"IAM login failed: {msg or resp.reason or 'no token in the answer'}",
                               status=resp.status_code, error_code=code, request_id=rid,
                               retryable=resp.status_code >= 500 or resp.status_code == 429)
         self.stats.logged_in(project_id, str(resp.status_code))
         expires = _parse_expiry(iam_token_expiry(_json_or_none(resp.content)))
-        log.debug("IAM login took %.3fs", self._clock() - started)
+        log.debug("IAM login", extra={"project_id": project_id, "seconds": round(self._clock() - started, 3)})
         # IAM tokens live 24 hours; without an expiry in the answer assume less, to be safe.
         return Token(SecretStr(token), expires if expires is not None else time.time() + 12 * 3600)
 
@@ -244,8 +247,8 @@ class DliClient:
                 if err.status == 401 and isinstance(auth, TokenAuth) and not relogged:
                     # The token expired or was revoked: log in once more, then give up.
                     relogged = True
-                    log.info("IAM token rejected, logging in again project_id=%s request_id=%s",
-                             project_id, err.request_id)
+                    log.info("IAM token rejected, logging in again",
+                             extra={"project_id": project_id, "request_id": err.request_id})
                     auth.reject()
                     continue
                 if not err.retryable or attempt >= self._retries:
@@ -253,7 +256,8 @@ class DliClient:
                 delay = self._delay(attempt, err.retry_after)
                 if self._clock() + delay >= deadline:
                     raise
-                log.debug("retrying project_id=%s offset=%d in %.2fs after: %s", project_id, offset, delay, err)
+                log.debug("retrying", extra={"project_id": project_id, "offset": offset, "delay": round(delay, 2),
+                                             "error": str(err)})
                 self.stats.retried(project_id)
                 attempt += 1
                 if self._closed.wait(delay):
@@ -276,7 +280,9 @@ class DliClient:
         self.stats.observe(project_id, str(resp.status_code), self._clock() - started)
         rid = resp.headers.get("X-Request-Id", "")
         if resp.status_code != 200:
-            code, msg = error_fields(_json_or_none(content))
+            body = _json_or_none(content)
+            code, msg = error_fields(body)
+            rid = rid or error_request_id(body)
             raise DliApiError(
                 msg or resp.reason or "error", status=resp.status_code, error_code=code, request_id=rid,
                 # DLI reports its own internal errors (DLI.0999) with HTTP 400: worth a retry.
@@ -303,7 +309,7 @@ class DliClient:
                 # The project sweep watches the deadline itself; the grace covers thread hand-over.
                 results[pid] = fut.result(timeout=max(0.0, deadline - self._clock()) + 1.0)
             except Exception as exc:  # noqa: BLE001  (a bug must not take the other projects down)
-                log.error("sweep failed unexpectedly project_id=%s error=%r", pid, exc)
+                log.error("sweep failed unexpectedly", extra={"project_id": pid, "error": repr(exc)})
                 results[pid] = self._failed(pid, f"internal error: {exc!r}", self._clock())
         return results
 
@@ -315,11 +321,16 @@ class DliClient:
                 jobs, pages, total = self._read_all_pages(project_id, deadline)
             except _Incomplete as exc:
                 if attempt + 1 < attempts:
-                    log.info("jobs moved while paging, reading again project_id=%s: %s", project_id, exc)
+                    log.info("jobs moved while paging, reading again", extra={"project_id": project_id,
+                                                                              "error": str(exc)})
                     continue
                 return self._failed(project_id, f"incomplete sweep: {exc}", started)
             except DliApiError as exc:
-                log.warning("sweep failed project_id=%s error=%s", project_id, exc)
+                # The error's text carries status, code, message and request id for people; the
+                # same as fields for log queries.
+                log.warning("sweep failed", extra={"project_id": project_id, "error": str(exc),
+                                                   "status": exc.status or "", "error_code": exc.error_code,
+                                                   "request_id": exc.request_id})
                 return self._failed(project_id, str(exc), started)
             return ProjectResult(project_id, jobs, None, self._clock() - started, time.time(), pages, total)
         raise AssertionError("unreachable")

@@ -295,6 +295,13 @@ def error_fields(payload: Any) -> tuple[str, str]:
     return code, message
 
 
+def error_request_id(payload: Any) -> str:
+    """The request id an API-gateway error body carries, for when the X-Request-Id header is missing."""
+    if not isinstance(payload, dict):
+        return ""
+    return to_str(payload.get("request_id") or payload.get("requestId"))
+
+
 def list_query(offset: int, filters: dict[str, str], show_detail: bool) -> list[tuple[str, str]]:
     """The list API's query parameters in the SDK's spelling. Oldest first, so that jobs created
     during a sweep land on the last page instead of shifting every page."""

@@ -182,3 +182,23 @@ def test_a_signal_during_a_sweep_exits_0_within_5_seconds(
 def _scrape_quietly(url: str) -> None:
     with contextlib.suppress(requests.RequestException):  # the exporter goes away mid-scrape, as intended
         requests.get(url + "/metrics", timeout=30)
+
+
+def test_json_logs_on_request_one_object_per_line(
+        launch: Callable[..., tuple[subprocess.Popen[str], str]]) -> None:
+    import json
+
+    with Simulator({"proj-a": jobs(3)}) as sim:
+        sim.add_fault(Fault("bad_signature"))
+        env = {"HUAWEICLOUD_SDK_AK": DEMO_AK, "HUAWEICLOUD_SDK_SK": DEMO_SK, "DLI_EXPORTER_ENDPOINT": sim.url,
+               "HUAWEICLOUD_SDK_PROJECT_ID": "proj-a", "DLI_EXPORTER_LOG_FORMAT": "json"}
+        proc, url = launch([], env)
+        requests.get(url + "/metrics", timeout=10)
+        code, err, _ = _stop(proc, signal.SIGTERM)
+        rid = next(r.request_id for r in sim.recorded() if r.status == 401)
+    events = [json.loads(line) for line in err.splitlines()]
+    assert code == 0 and [e["msg"] for e in events] == ["listening", "sweep failed", "shutting down"]
+    failed = events[1]
+    assert failed["level"] == "warning" and failed["project_id"] == "proj-a" and failed["request_id"] == rid
+    assert failed["status"] == 401 and failed["error_code"] == "APIG.0301"
+    assert failed["error"].startswith("authentication failed: HTTP 401 APIG.0301")

@@ -332,3 +332,34 @@ class TestIamLogin:
         assert not result.ok
         assert "IAM login failed" in (result.error or "") and "wrong-Pa55word" not in (result.error or "")
         assert "wrong-Pa55word" not in repr(client) and "wrong-Pa55word" not in repr(client.settings)
+
+
+def test_the_request_id_comes_from_the_body_when_the_header_is_missing() -> None:
+    import json
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Gateway(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps({"error_code": "APIG.0301", "error_msg": "Incorrect IAM authentication information",
+                               "request_id": "rid-in-body"}).encode()
+            self.send_response(401)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with Simulator({"p1": []}) as sim:
+            client = client_for(sim, endpoint=f"http://127.0.0.1:{server.server_address[1]}")
+            result = client.sweep_project("p1", far())
+            client.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert not result.ok
+    assert result.error == ("authentication failed: HTTP 401 APIG.0301: Incorrect IAM authentication information "
+                            "(request_id=rid-in-body)")
