@@ -207,7 +207,8 @@ class DliClient:
         body = iam_password_request(s.iam_username, s.iam_password.get_secret_value(), s.iam_domain, project_id)
         started = self._clock()
         try:
-            resp = self._session.post(s.token_endpoint, data=json.dumps(body), timeout=min(self._timeout, 10.0))
+            resp = self._session.post(s.token_endpoint, data=json.dumps(body), timeout=min(self._timeout, 10.0),
+                                      allow_redirects=False)
         except requests.RequestException as exc:
             self.stats.logged_in(project_id, "error")
             raise DliApiError(f"IAM login failed: {_describe(exc)}", retryable=True) from None
@@ -272,7 +273,10 @@ class DliClient:
     def _get_page(self, project_id: str, url: str, auth: Callable[[Any], Any], timeout: float) -> Page:
         started = self._clock()
         try:
-            resp = self._session.get(url, headers={"X-Project-Id": project_id}, auth=auth, timeout=timeout)
+            # No redirects: requests would carry X-Auth-Token (and the password, for a login) to
+            # wherever a Location header points. The API never redirects; a 3xx is an error.
+            resp = self._session.get(url, headers={"X-Project-Id": project_id}, auth=auth, timeout=timeout,
+                                     allow_redirects=False)
             content = resp.content
         except requests.RequestException as exc:
             self.stats.observe(project_id, "error", self._clock() - started)

@@ -363,3 +363,51 @@ def test_the_request_id_comes_from_the_body_when_the_header_is_missing() -> None
     assert not result.ok
     assert result.error == ("authentication failed: HTTP 401 APIG.0301: Incorrect IAM authentication information "
                             "(request_id=rid-in-body)")
+
+
+def test_redirects_are_not_followed_so_no_token_travels_elsewhere() -> None:
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen: list[dict[str, str]] = []
+
+    class Elsewhere(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(dict(self.headers.items()))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_POST = do_GET
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            pass
+
+    target = ThreadingHTTPServer(("127.0.0.1", 0), Elsewhere)
+
+    class Redirecting(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(307)
+            self.send_header("Location", f"http://127.0.0.1:{target.server_address[1]}{self.path}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            pass
+
+    redirecting = ThreadingHTTPServer(("127.0.0.1", 0), Redirecting)
+    for server in (target, redirecting):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    users = {("acme", "monitor"): "s3cret-Pa55"}
+    try:
+        with Simulator({"p1": jobs(3)}, credentials={}, iam_users=users) as iam:
+            client = client_for(iam, ak=None, sk=None, iam_username="monitor", iam_password="s3cret-Pa55",
+                                iam_domain="acme", iam_endpoint=iam.url,
+                                endpoint=f"http://127.0.0.1:{redirecting.server_address[1]}")
+            result = client.sweep_project("p1", far())
+            client.close()
+    finally:
+        for server in (target, redirecting):
+            server.shutdown()
+            server.server_close()
+    assert not result.ok and "HTTP 307" in (result.error or "")
+    assert seen == []  # the token never left for the Location
