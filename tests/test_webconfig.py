@@ -288,3 +288,39 @@ def test_the_real_prometheus_scrapes_through_tls_client_certificates_and_basic_a
         proc.terminate()
         proc.wait(timeout=10)
         log.close()
+
+
+def test_a_self_signed_certificate(sim: Simulator, exporter_for: Start, tmp_path: Path) -> None:
+    """The simplest set-up an operator makes with openssl req -x509: the certificate is its own issuer."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "dli-exporter")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    (tmp_path / "self.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "self.key").write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                          serialization.PrivateFormat.PKCS8,
+                                                          serialization.NoEncryption()))
+    config = tmp_path / "web.yml"
+    config.write_text(yaml.safe_dump({"tls_server_config": {"cert_file": "self.crt", "key_file": "self.key"},
+                                      "basic_auth_users": {"prometheus": bcrypt_hash(PASSWORD)}}))
+    exporter = exporter_for(sim, web_config_file=str(config))
+    verify = str(tmp_path / "self.crt")
+    resp = requests.get(exporter.url + "/metrics", verify=verify, auth=("prometheus", PASSWORD), timeout=10)
+    assert resp.status_code == 200 and "dli_up" in resp.text
+    assert requests.get(exporter.url + "/metrics", verify=verify, auth=("prometheus", "nope"),
+                        timeout=10).status_code == 401
+    assert requests.get(exporter.url + "/healthz", verify=verify, timeout=10).status_code == 200
