@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 PAGE_LIMIT = 100  # the API's maximum page size
 UNKNOWN_STATUS = "unknown"
@@ -108,10 +111,8 @@ def to_bool(value: Any) -> bool | None:
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _text(value: str | None) -> str:
+def _text(value: str) -> str:
     """A string of the API as a label value: unchanged, unless it holds what UTF-8 cannot carry."""
-    if value is None:
-        return ""
     if value.isascii():  # constant time in CPython: the common case costs next to nothing
         return value
     try:
@@ -154,14 +155,23 @@ def _kind(value: Any) -> str:
 # Anything else (a word where a number belongs, an object for a name) means the answer is not
 # what the API documents: the page raises PayloadError rather than export a guess.
 
-def _int_field(raw: dict[str, Any], key: str, where: str) -> int | None:
+def _strict(raw: dict[str, Any], key: str, where: str, convert: Callable[[Any], T | None], what: str) -> T | None:
+    """``raw[key]`` converted; None when not given; PayloadError when it cannot be converted."""
     value = raw.get(key)
     if value is None or value == "":
         return None
-    number = to_int(value)
-    if number is None:
-        raise PayloadError(f"{where}.{key} is {_kind(value)} that is not a 64-bit integer")
-    return number
+    converted = convert(value)
+    if converted is None:
+        raise PayloadError(f"{where}.{key} is {_kind(value)} that is not {what}")
+    return converted
+
+
+def _int_field(raw: dict[str, Any], key: str, where: str) -> int | None:
+    return _strict(raw, key, where, to_int, "a 64-bit integer")
+
+
+def _bool_field(raw: dict[str, Any], key: str, where: str) -> bool:
+    return _strict(raw, key, where, to_bool, "a boolean") is True
 
 
 def _str_field(raw: dict[str, Any], key: str, where: str) -> str:
@@ -169,16 +179,6 @@ def _str_field(raw: dict[str, Any], key: str, where: str) -> str:
     if isinstance(value, dict | list):
         raise PayloadError(f"{where}.{key} is {_kind(value)}, not a string")
     return to_str(value)
-
-
-def _bool_field(raw: dict[str, Any], key: str, where: str) -> bool:
-    value = raw.get(key)
-    if value is None or value == "":
-        return False
-    flag = to_bool(value)
-    if flag is None:
-        raise PayloadError(f"{where}.{key} is {_kind(value)} that is not a boolean")
-    return flag
 
 
 def parse_job_config(raw: Any, where: str = "job_config") -> JobConfig | None:

@@ -180,8 +180,9 @@ def load_web_config(path: str) -> WebConfig:
     return WebConfig(tls, sans, users, tuple(headers), interval, burst, tuple(watched))
 
 
-def _pem_or_file(tls: dict[str, Any], inline: str, file_key: str, base: Path, watched: list[str]) -> str | None:
-    """The path of a PEM, written to a private temporary file when the PEM is inline."""
+def _pem_or_file(tls: dict[str, Any], inline: str, file_key: str, base: Path, *, watched: list[str],
+                 temporary: list[str]) -> str | None:
+    """The path of a PEM; an inline PEM is written to a private temporary file, listed in ``temporary``."""
     text = _string(tls.get(inline), f"tls_server_config.{inline}")
     name = _string(tls.get(file_key), f"tls_server_config.{file_key}")
     if text and name:
@@ -192,39 +193,29 @@ def _pem_or_file(tls: dict[str, Any], inline: str, file_key: str, base: Path, wa
             raise WebConfigError(f"tls_server_config.{file_key}: {name} does not exist")
         watched.append(str(path))
         return str(path)
-    if text:
-        return _inline_file(text)
-    return None
-
-
-def _inline_file(pem: str) -> str:
-    handle, path = tempfile.mkstemp(prefix="dli-exporter-", suffix=".pem")
+    if not text:
+        return None
+    handle, temp = tempfile.mkstemp(prefix="dli-exporter-", suffix=".pem")
+    temporary.append(temp)
     with os.fdopen(handle, "w", encoding="utf-8") as out:  # mkstemp makes it readable by us only
-        out.write(pem)
-    return path
+        out.write(text)
+    return temp
 
 
 def _tls_context(tls: dict[str, Any], base: Path, watched: list[str]) -> tuple[ssl.SSLContext, frozenset[str]]:
-    inline: list[str] = []
+    temporary: list[str] = []
     try:
-        cert = _pem_or_file(tls, "cert", "cert_file", base, watched)
-        if tls.get("cert"):
-            inline.append(cert or "")
-        key = _pem_or_file(tls, "key", "key_file", base, watched)
-        if tls.get("key"):
-            inline.append(key or "")
+        cert = _pem_or_file(tls, "cert", "cert_file", base, watched=watched, temporary=temporary)
+        key = _pem_or_file(tls, "key", "key_file", base, watched=watched, temporary=temporary)
         if cert is None:
             raise WebConfigError("tls_server_config: cert_file (or cert) is required")
         if key is None:
             raise WebConfigError("tls_server_config: key_file (or key) is required")
-        ca = _pem_or_file(tls, "client_ca", "client_ca_file", base, watched)
-        if tls.get("client_ca"):
-            inline.append(ca or "")
+        ca = _pem_or_file(tls, "client_ca", "client_ca_file", base, watched=watched, temporary=temporary)
         return _context(tls, cert, key, ca)
     finally:
-        for path in inline:  # loaded into the context: no key stays on disk
-            if path:
-                os.unlink(path)
+        for path in temporary:  # loaded into the context: no key stays on disk
+            os.unlink(path)
 
 
 def _context(tls: dict[str, Any], cert: str, key: str, ca: str | None) -> tuple[ssl.SSLContext, frozenset[str]]:
@@ -379,7 +370,7 @@ class _Passwords:
             known = self._seen.get(key)
             if known is not None:
                 self._seen.move_to_end(key)
-                return known and hashed is not None
+                return known
             try:
                 ok = bcrypt.checkpw(secret, hashed or self._DUMMY) and hashed is not None
             except ValueError:
