@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import threading
 import time
@@ -55,14 +56,17 @@ class LogfmtFormatter(logging.Formatter):
         return " ".join(f"{k}={_logfmt_value(v)}" for k, v in _fields(record).items())
 
 
-_JSON_LINE_BREAKS = {c: f"\\u{c:04x}" for c in (0x85, 0x2028, 0x2029)}
+# Characters json leaves raw with ensure_ascii=False that a reader may take for a line break, and
+# lone surrogates (from bytes of the environment that are not UTF-8), which no stream can encode.
+_JSON_UNSAFE = re.compile("[\x85\u2028\u2029\ud800-\udfff]")
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        # ensure_ascii=False keeps names readable; json escapes the ASCII control characters, and
-        # the other characters that readers may take for a line break are escaped here.
-        return json.dumps(_fields(record), default=str, ensure_ascii=False).translate(_JSON_LINE_BREAKS)
+        # ensure_ascii=False keeps names readable; json escapes the ASCII control characters and
+        # the rest that is unsafe is escaped here.
+        text = json.dumps(_fields(record), default=str, ensure_ascii=False)
+        return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def setup(level: str = "info", fmt: str = "logfmt", stream: TextIO | None = None) -> None:
