@@ -2,15 +2,54 @@
 
 from __future__ import annotations
 
+import io
+import logging
+import os
 import socket
+import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
+from exporter import logs
 from exporter.server import Exporter, build_exporter
 from exporter.settings import Settings, load_settings
 from exporter.simulator import DEMO_AK, DEMO_SK, Simulator
+
+COMMAND = str(Path(sys.executable).parent / "dli-exporter")  # the console script, as users run it
+
+
+def clean_environ(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This process's environment without any real credentials or settings, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HUAWEICLOUD_", "DLI_EXPORTER_"))}
+    env.update(extra or {})
+    return env
+
+
+@contextmanager
+def restored_logging() -> Iterator[None]:
+    """Put back what logs.setup() changes: root handlers and level, urllib3's level, the thread hook."""
+    root = logging.getLogger()
+    urllib3 = logging.getLogger("urllib3")
+    saved = (list(root.handlers), root.level, urllib3.level, threading.excepthook)
+    try:
+        yield
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        urllib3.setLevel(saved[2])
+        threading.excepthook = saved[3]
+
+
+@contextmanager
+def captured_logs(level: str = "debug", fmt: str = "logfmt") -> Iterator[io.StringIO]:
+    """The exporter's log as it would reach stderr, through our own formatter."""
+    stream = io.StringIO()
+    with restored_logging():
+        logs.setup(level, fmt, stream)
+        yield stream
 
 
 def free_port() -> int:

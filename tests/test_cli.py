@@ -3,34 +3,23 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.simulator import DEMO_AK, DEMO_SK, Fault, Simulator
-from tests.helpers import free_port, jobs
-
-COMMAND = str(Path(sys.executable).parent / "dli-exporter")
+from tests.helpers import COMMAND, clean_environ, free_port, jobs
 
 
 def run(args: list[str], env: dict[str, str] | None = None, timeout: float = 20) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([COMMAND, *args], env=_env(env), capture_output=True, text=True, timeout=timeout,
+    return subprocess.run([COMMAND, *args], env=clean_environ(env), capture_output=True, text=True, timeout=timeout,
                           check=False)
-
-
-def _env(extra: dict[str, str] | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HUAWEICLOUD_", "DLI_EXPORTER_"))}
-    env.update(extra or {})
-    return env
 
 
 GOOD = {"HUAWEICLOUD_SDK_AK": "AK", "HUAWEICLOUD_SDK_SK": "very-secret-sk-value",
@@ -85,7 +74,7 @@ def launch() -> Iterator[Callable[..., tuple[subprocess.Popen[str], str]]]:
 
     def start(args: list[str], env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], str]:
         port = free_port()
-        proc = subprocess.Popen([COMMAND, *args, "--listen-address", f"127.0.0.1:{port}"], env=_env(env),
+        proc = subprocess.Popen([COMMAND, *args, "--listen-address", f"127.0.0.1:{port}"], env=clean_environ(env),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         procs.append(proc)
         url = f"http://127.0.0.1:{port}"

@@ -11,7 +11,6 @@ the rest leave ``p1`` with ``dli_up 0`` and not one job series.
 from __future__ import annotations
 
 import io
-import logging
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -21,11 +20,10 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter import logs
 from exporter.server import Exporter
 from exporter.settings import load_settings
 from exporter.simulator import DEMO_AK, DEMO_SK, Fault, Simulator
-from tests.helpers import free_port, jobs, running_exporter
+from tests.helpers import captured_logs, free_port, jobs, running_exporter
 
 Start = Callable[..., Exporter]
 SCRAPE_TIMEOUT = 3.0  # what Prometheus would announce in X-Prometheus-Scrape-Timeout-Seconds
@@ -69,15 +67,8 @@ def scrape(exporter: Exporter, timeout: float = SCRAPE_TIMEOUT) -> Scrape:
 @pytest.fixture
 def log_lines() -> Iterator[io.StringIO]:
     """The exporter's log as it would reach stderr: our logfmt formatter at DEBUG."""
-    stream = io.StringIO()
-    root = logging.getLogger()
-    saved = (list(root.handlers), root.level)
-    logs.setup("debug", "logfmt", stream)
-    try:
+    with captured_logs() as stream:
         yield stream
-    finally:
-        root.handlers[:] = saved[0]
-        root.setLevel(saved[1])
 
 
 @pytest.fixture

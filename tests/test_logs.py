@@ -13,18 +13,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exporter import logs
+from tests.helpers import restored_logging
 
 NASTY = "line\nbreak\rreturn\ttab \x1b[31mred\x00nul\u2028sep\u2029para \"quoted\" back\\slash 名字 =eq"
 
 
 @pytest.fixture
 def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    saved = (list(root.handlers), root.level, threading.excepthook)
-    yield
-    root.handlers[:] = saved[0]
-    root.setLevel(saved[1])
-    threading.excepthook = saved[2]
+    with restored_logging():
+        yield
 
 
 def emit(fmt: str, build: object = None, **extra: object) -> str:

@@ -13,8 +13,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import logging
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -34,7 +32,7 @@ from exporter.server import Exporter
 from exporter.settings import known_env_names
 from exporter.simulator import Fault, Simulator
 from exporter.sweeper import Snapshot
-from tests.helpers import jobs, running_exporter, settings_for
+from tests.helpers import jobs, restored_logging, running_exporter, settings_for
 
 # --- strategies for API answers ---
 
@@ -181,14 +179,8 @@ def _environment(env: dict[str, str]) -> Iterator[None]:
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():
             mp.setenv(key, value)
-        root = logging.getLogger()
-        saved = (list(root.handlers), root.level, threading.excepthook)
-        try:
+        with restored_logging():
             yield
-        finally:
-            root.handlers[:] = saved[0]
-            root.setLevel(saved[1])
-            threading.excepthook = saved[2]
 
 
 def _serve_once(self: Exporter) -> None:

@@ -10,45 +10,32 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
-from exporter import logs
 from exporter.client import DliClient
 from exporter.server import Exporter
 from exporter.settings import ConfigError, load_settings
 from exporter.simulator import Simulator
-from tests.helpers import jobs, running_exporter, settings_for
+from tests.helpers import COMMAND, captured_logs, clean_environ, jobs, running_exporter, settings_for
 
 AK = "AKIDEXAMPLE0001"
 SK = "sk-Very-Secret-0f3a9b"
 SECURITY_TOKEN = "stok-Very-Secret-7c21e4"
 PASSWORD = "pw-Very-Secret-51d0aa"
 WRONG_PASSWORD = "pw-Wrong-Secret-98bc13"
-COMMAND = str(Path(sys.executable).parent / "dli-exporter")
 
 
 @pytest.fixture
 def debug_log() -> Iterator[io.StringIO]:
     """Everything logged, ours and the libraries' (urllib3 included), at DEBUG."""
-    stream = io.StringIO()
-    root = logging.getLogger()
-    saved = (list(root.handlers), root.level)
-    logs.setup("debug", "logfmt", stream)
-    logging.getLogger("urllib3").setLevel(logging.DEBUG)
-    try:
+    with captured_logs() as stream:
+        logging.getLogger("urllib3").setLevel(logging.DEBUG)
         yield stream
-    finally:
-        root.handlers[:] = saved[0]
-        root.setLevel(saved[1])
-        logging.getLogger("urllib3").setLevel(logging.WARNING)
 
 
 def said_by(exporter: Exporter) -> list[str]:
@@ -133,8 +120,7 @@ def test_config_errors(bad: dict[str, str], setting: str, monkeypatch: pytest.Mo
         load_settings()
     texts = [str(info.value), repr(info.value), info.value.problem]
     assert setting in texts[0]
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("HUAWEICLOUD_", "DLI_EXPORTER_"))}
-    result = subprocess.run([COMMAND], env={**base, **env}, capture_output=True, text=True, timeout=20, check=False)
+    result = subprocess.run([COMMAND], env=clean_environ(env), capture_output=True, text=True, timeout=20, check=False)
     assert result.returncode == 2 and setting in result.stderr
     texts += [result.stdout, result.stderr]
     assert_nowhere([SK, SECURITY_TOKEN, PASSWORD], texts)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import random
 import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -19,9 +18,8 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.simulator import DEMO_AK, DEMO_SK, Fault, Simulator
-from tests.helpers import free_port, jobs
+from tests.helpers import COMMAND, clean_environ, free_port, jobs
 
-COMMAND = str(Path(sys.executable).parent / "dli-exporter")
 SCRAPES = 2000
 WARM_UP = 200
 CONCURRENCY = 2
@@ -80,11 +78,11 @@ def test_two_thousand_scrapes_with_random_faults_leak_nothing() -> None:
     rng = random.Random(2026)
     port = free_port()
     with Simulator({"p1": jobs(150), "p2": jobs(30, start=1001)}) as sim:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("HUAWEICLOUD_", "DLI_EXPORTER_"))}
-        env.update({"HUAWEICLOUD_SDK_AK": DEMO_AK, "HUAWEICLOUD_SDK_SK": DEMO_SK, "DLI_EXPORTER_ENDPOINT": sim.url,
-                    "DLI_EXPORTER_PROJECT_IDS": "p1,p2", "DLI_EXPORTER_CACHE_SECONDS": "0",
-                    "DLI_EXPORTER_RETRIES": "1", "DLI_EXPORTER_CONCURRENCY": str(CONCURRENCY),
-                    "DLI_EXPORTER_LISTEN_ADDRESS": f"127.0.0.1:{port}", "DLI_EXPORTER_LOG_LEVEL": "error"})
+        env = clean_environ({
+            "HUAWEICLOUD_SDK_AK": DEMO_AK, "HUAWEICLOUD_SDK_SK": DEMO_SK, "DLI_EXPORTER_ENDPOINT": sim.url,
+            "DLI_EXPORTER_PROJECT_IDS": "p1,p2", "DLI_EXPORTER_CACHE_SECONDS": "0",
+            "DLI_EXPORTER_RETRIES": "1", "DLI_EXPORTER_CONCURRENCY": str(CONCURRENCY),
+            "DLI_EXPORTER_LISTEN_ADDRESS": f"127.0.0.1:{port}", "DLI_EXPORTER_LOG_LEVEL": "error"})
         proc = subprocess.Popen([COMMAND], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
             url = f"http://127.0.0.1:{port}/metrics"

@@ -9,7 +9,6 @@ import shutil
 import socket
 import ssl
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,10 +23,9 @@ import yaml
 from exporter.server import Exporter
 from exporter.simulator import Simulator
 from exporter.webconfig import WebConfigError, load_web_config, parse_duration
-from tests.helpers import free_port, jobs
+from tests.helpers import COMMAND, clean_environ, free_port, jobs
 
 Start = Callable[..., Exporter]
-COMMAND = str(Path(sys.executable).parent / "dli-exporter")
 PASSWORD = "correct horse battery staple"
 
 
@@ -231,9 +229,8 @@ def test_durations() -> None:
 
 def test_a_bad_file_stops_start_up_with_exit_2_naming_the_setting(pki: Pki) -> None:
     path = pki.write({"basic_auth_users": {"p": "hunter2"}})
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HUAWEICLOUD_", "DLI_EXPORTER_"))}
-    env.update({"HUAWEICLOUD_SDK_AK": "AK", "HUAWEICLOUD_SDK_SK": "SK", "DLI_EXPORTER_REGION": "cn-north-4",
-                "DLI_EXPORTER_PROJECT_IDS": "p1", "DLI_EXPORTER_LISTEN_ADDRESS": "127.0.0.1:0"})
+    env = clean_environ({"HUAWEICLOUD_SDK_AK": "AK", "HUAWEICLOUD_SDK_SK": "SK", "DLI_EXPORTER_REGION": "cn-north-4",
+                         "DLI_EXPORTER_PROJECT_IDS": "p1", "DLI_EXPORTER_LISTEN_ADDRESS": "127.0.0.1:0"})
     for args, extra in (([], {"DLI_EXPORTER_WEB_CONFIG_FILE": path}), (["--web.config.file", path], {}),
                         (["--web.config.file", str(pki.root / "absent.yml")], {})):
         result = subprocess.run([COMMAND, *args], env={**env, **extra}, capture_output=True, text=True, timeout=20,
