@@ -1,25 +1,21 @@
-"""The ``dli-exporter`` command: flags, start-up validation, signals, and the demo."""
+"""The ``dli-exporter`` command: flags, settings, logging, and the demo's simulated API.
+
+The simulator is imported only for ``--demo``: it is not part of what runs against the cloud.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
-import threading
 from collections.abc import Sequence
-from types import FrameType
 from typing import Any
 
 from . import __version__, logs
-from . import simulator as sim_module
-from .server import build_exporter
-from .settings import ConfigError, Settings, load_settings, unknown_env_names
+from .main import EXIT_CONFIG, serve
+from .settings import ConfigError, load_settings, unknown_env_names
 
 log = logging.getLogger("exporter")
-
-EXIT_OK = 0
-EXIT_CONFIG = 2
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -59,6 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     simulator = None
     if args.demo:
+        from . import simulator as sim_module  # noqa: PLC0415  (only the demo needs it, never a real run)
+
         simulator = sim_module.Simulator(sim_module.demo_projects(), evolve=True).start()
         overrides = {
             "ak": sim_module.DEMO_AK, "sk": sim_module.DEMO_SK, "endpoint": simulator.url,
@@ -76,45 +74,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         logs.setup(settings.log_level, settings.log_format)
         for name in unknown_env_names():
             log.warning("unknown setting ignored", extra={"variable": name})
-        return _serve(settings, demo=simulator is not None)
+        return serve(settings, demo=simulator is not None)
     finally:
         if simulator is not None:
             simulator.stop()
-
-
-def _serve(settings: Settings, demo: bool) -> int:
-    try:
-        exporter = build_exporter(settings)
-    except ConfigError as exc:
-        print(f"dli-exporter: invalid setting {exc.setting}: {exc.problem}", file=sys.stderr)
-        return EXIT_CONFIG
-    except OSError as exc:
-        print(f"dli-exporter: invalid setting DLI_EXPORTER_LISTEN_ADDRESS: cannot listen on "
-              f"{settings.listen_address}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_CONFIG
-
-    stopping = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        if not stopping.is_set():
-            stopping.set()
-            log.info("shutting down", extra={"signal": signal.Signals(signum).name})
-            # shutdown() waits for serve_forever() to return, which runs on this (main) thread.
-            threading.Thread(target=exporter.stop, name="shutdown", daemon=True).start()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        log.info("listening", extra={"address": settings.listen_address, "url": exporter.url + "/metrics",
-                                     "endpoint": settings.api_endpoint,
-                                     "projects": ",".join(settings.effective_project_ids), "demo": demo,
-                                     "web_config": settings.web_config_file or "",
-                                     "version": __version__})
-        exporter.serve_forever()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        exporter.stop()
-    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -4,6 +4,11 @@ Credentials use the official Huawei Cloud SDK's variable names (``HUAWEICLOUD_SD
 environment that already works with Huawei's tools works here; everything else is
 ``DLI_EXPORTER_*``. A bad setting raises :class:`ConfigError` naming the variable; the CLI turns
 that into one line on stderr and exit code 2.
+
+A :class:`Settings` exists only validated: the rules that span several settings run inside
+pydantic's validation, so a consumer holding one never checks again. What consumers need comes
+derived and typed: :attr:`Settings.secret` is an :class:`AccessKey` or a :class:`PasswordLogin`
+with every field present, and :attr:`Settings.targets` the projects to sweep.
 """
 
 from __future__ import annotations
@@ -11,16 +16,39 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from .dli import schema
+from .domain import Credential, Target, View
 
 ENV_PREFIX = "DLI_EXPORTER_"
 DEFAULT_PORT = 9822
-JOB_TYPES = ("flink_sql_job", "flink_opensource_sql_job", "flink_jar_job")
 _REGION_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)+$")
+
+
+@dataclass(frozen=True)
+class AccessKey:
+    """An access key pair (AK/SK signing), with the security token of temporary credentials."""
+
+    ak: str = field(repr=False)
+    sk: SecretStr
+    security_token: SecretStr | None = None
+
+
+@dataclass(frozen=True)
+class PasswordLogin:
+    """An IAM user's password login, and where to log in."""
+
+    username: str
+    password: SecretStr
+    domain: str
+    token_url: str
 
 
 class ConfigError(Exception):
@@ -160,8 +188,8 @@ class Settings(BaseSettings):
     @field_validator("job_type")
     @classmethod
     def _check_job_type(cls, value: str | None) -> str | None:
-        if value is not None and value not in JOB_TYPES:
-            raise ValueError("expected one of " + ", ".join(JOB_TYPES))
+        if value is not None and value not in schema.JOB_TYPES:
+            raise ValueError("expected one of " + ", ".join(schema.JOB_TYPES))
         return value
 
     @field_validator("listen_address")
@@ -186,12 +214,11 @@ class Settings(BaseSettings):
     def api_endpoint(self) -> str:
         if self.endpoint:
             return self.endpoint
-        return f"https://dli.{self.effective_region}.myhuaweicloud.com"
+        return schema.api_endpoint(str(self.effective_region))
 
     @property
     def token_endpoint(self) -> str:
-        base = self.iam_endpoint or f"https://iam.{self.effective_region}.myhuaweicloud.com"
-        return base + "/v3/auth/tokens"
+        return schema.token_url(self.iam_endpoint or schema.iam_endpoint(str(self.effective_region)))
 
     @property
     def uses_iam_login(self) -> bool:
@@ -199,9 +226,42 @@ class Settings(BaseSettings):
 
     @property
     def list_filters(self) -> dict[str, str]:
-        """The list API's filters that are set, by their API names' fields here."""
-        names = ("job_type", "queue_name", "tags", "user_name", "name", "status")
-        return {n: v for n in names if (v := getattr(self, n)) is not None}
+        """The list API's filters that are set (the settings carry the API's names)."""
+        return {n: v for n in schema.FILTERS if (v := getattr(self, n)) is not None}
+
+    @property
+    def view(self) -> View:
+        return View.DETAIL if self.show_detail else View.SUMMARY
+
+    @cached_property
+    def secret(self) -> AccessKey | PasswordLogin:
+        """The credential's secret, every part of it present (validation made sure)."""
+        if self.iam_username is not None and self.iam_password is not None and self.iam_domain is not None:
+            return PasswordLogin(self.iam_username, self.iam_password, self.iam_domain, self.token_endpoint)
+        if self.ak is not None and self.sk is not None:
+            return AccessKey(self.ak, self.sk, self.security_token)
+        raise AssertionError("unreachable: _check_together refuses settings without a credential")
+
+    @cached_property
+    def credential(self) -> Credential:
+        secret = self.secret
+        if isinstance(secret, PasswordLogin):
+            return Credential("iam", f"{secret.domain}/{secret.username}")
+        return Credential("aksk", secret.ak)
+
+    @cached_property
+    def targets(self) -> tuple[Target, ...]:
+        """The configured projects, each read at the endpoint with the credential."""
+        return tuple(self.target(pid) for pid in self.effective_project_ids)
+
+    def target(self, project_id: str) -> Target:
+        return Target(project_id, self.api_endpoint, self.credential)
+
+    @model_validator(mode="after")
+    def _check_together(self) -> Settings:
+        # ConfigError is not a ValueError, so pydantic lets it through as it is.
+        self.check()
+        return self
 
     def check(self) -> None:
         """Rules that span several settings. Raises ConfigError naming the variable to set."""
@@ -229,8 +289,8 @@ class Settings(BaseSettings):
             raise ConfigError("HUAWEICLOUD_SDK_SK", "required with HUAWEICLOUD_SDK_AK")
 
 
-def _aliases(field: str) -> list[str]:
-    info = Settings.model_fields.get(field)
+def _aliases(name: str) -> list[str]:
+    info = Settings.model_fields.get(name)
     alias = info.validation_alias if info else None
     if isinstance(alias, AliasChoices):
         return [c for c in alias.choices if isinstance(c, str)]
@@ -243,8 +303,8 @@ def env_name(key: str) -> str:
     if key in Settings.model_fields:
         aliases = _aliases(key)
         return aliases[0] if aliases else ENV_PREFIX + key.upper()
-    for field in Settings.model_fields:
-        for alias in _aliases(field):
+    for name in Settings.model_fields:
+        for alias in _aliases(name):
             if alias.upper() == key.upper():
                 return alias
     return key.upper()
@@ -254,8 +314,8 @@ def known_env_names() -> set[str]:
     """Every variable name the exporter reads, for warning about typos in DLI_EXPORTER_*.
     A field with aliases is read under its aliases only (pydantic-settings adds no prefix)."""
     names = set()
-    for field in Settings.model_fields:
-        names.update(_aliases(field) or [ENV_PREFIX + field.upper()])
+    for name in Settings.model_fields:
+        names.update(_aliases(name) or [ENV_PREFIX + name.upper()])
     return names
 
 
@@ -286,13 +346,11 @@ def load_settings(overrides: Mapping[str, Any] | None = None) -> Settings:
     """
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
     try:
-        settings = Settings(**given)
+        return Settings(**given)
     except ValidationError as exc:
         err = exc.errors(include_input=False, include_url=False)[0]
-        field = str(err["loc"][0]) if err["loc"] else "settings"
-        raise ConfigError(env_name(field), _clean_message(err["msg"])) from None
-    settings.check()
-    return settings
+        name = str(err["loc"][0]) if err["loc"] else "settings"
+        raise ConfigError(env_name(name), _clean_message(err["msg"])) from None
 
 
 def _clean_message(msg: str) -> str:

@@ -1,92 +1,148 @@
-"""Sweeps on demand: single-flight, a short cache, and a deadline per scrape.
+"""Sweeps on demand, per target: single-flight, a short cache, and a deadline per scrape.
 
-Scrapes that arrive while a sweep runs wait for that sweep instead of starting their own, and a
-finished sweep is reused for ``cache_seconds``: two Prometheus replicas cost the API one sweep.
-A scrape never waits past its deadline; projects whose sweep did not finish by then are reported
-as failed (``dli_up 0``), never with partial data.
+Each target has its own flight: scrapes that want a target while its sweep runs wait for that
+sweep instead of starting their own, and a finished sweep is reused for ``cache_seconds``, so two
+Prometheus replicas cost the API one sweep. A flight runs on the sweeper's own workers with the
+deadline of the scrape that started it, and keeps its outcome: every scrape that waited on it gets
+exactly that outcome, even when the sweep failed. A scrape never waits past its deadline (plus a
+moment for the hand-over): a target whose sweep has not finished by then is reported down for
+that scrape, never with older data passed off as fresh.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
-from .client import ProjectResult
+from .domain import ProjectResult, Snapshot, Target, View
+from .workers import DaemonPool
+
+log = logging.getLogger(__name__)
+
+HANDOVER = 0.1  # seconds a scrape waits past its deadline for a sweep that is handing over its result
+MAX_WORKERS = 16
+WAITED_TOO_LONG = "scrape deadline reached while waiting for the sweep"
+
+Read = Callable[[Target, View, float], ProjectResult]
 
 
-class SweepSource(Protocol):
-    def sweep(self, deadline: float) -> dict[str, ProjectResult]: ...
+@dataclass
+class _Flight:
+    done: threading.Event = field(default_factory=threading.Event)
+    result: ProjectResult | None = None
 
 
-@dataclass(frozen=True)
-class Snapshot:
-    """What one scrape reports: each project's latest result and when it last fully succeeded."""
+@dataclass
+class _State:
+    """What the sweeper knows of one target."""
 
-    results: dict[str, ProjectResult]
-    last_success: dict[str, float] = field(default_factory=dict)  # epoch seconds
+    latest: ProjectResult | None = None
+    latest_at: float = 0.0  # clock() when it finished
+    flight: _Flight | None = None
+    last_success: float | None = None  # epoch seconds
 
 
 class Sweeper:
-    def __init__(self, source: SweepSource, project_ids: Iterable[str], cache_seconds: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self._source = source
-        self._project_ids = list(project_ids)
+    """Sweeps targets with ``read``; ``get`` gives a snapshot of several targets for one scrape."""
+
+    def __init__(self, read: Read, view: View, cache_seconds: float, *, workers: int = MAX_WORKERS,
+                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
+        self._read = read
+        self._view = view
         self._cache_seconds = cache_seconds
         self._clock = clock
+        self._wall = wall
         self._lock = threading.Lock()
-        self._latest: Snapshot | None = None
-        self._latest_at = 0.0
-        self._inflight: threading.Event | None = None
-        self._last_success: dict[str, float] = {}
-        self.sweeps = 0
-        self.cache_hits = 0
+        self._states: dict[Target, _State] = {}
+        # Daemon workers: a sweep stuck on a hanging API must not hold the process at SIGTERM.
+        self._workers = DaemonPool(max(1, min(MAX_WORKERS, workers)), "dli-sweep")
+        self.sweeps = 0  # scrapes that started at least one sweep
+        self.cache_hits = 0  # scrapes answered wholly from cached or running sweeps
 
-    def get(self, deadline: float) -> Snapshot:
-        """A snapshot no older than ``cache_seconds``, waiting at most until ``deadline``."""
+    def __repr__(self) -> str:
+        return f"Sweeper(targets={len(self._states)}, cache_seconds={self._cache_seconds})"
+
+    def get(self, targets: Sequence[Target], deadline: float) -> Snapshot:
+        """Each target's result no older than ``cache_seconds``, waiting at most until ``deadline``."""
+        results: dict[str, ProjectResult] = {}
+        waiting: list[tuple[Target, _Flight]] = []
+        starting: list[tuple[Target, _Flight]] = []
         with self._lock:
-            if self._latest is not None and self._clock() - self._latest_at < self._cache_seconds:
-                self.cache_hits += 1
-                return self._latest
-            running = self._inflight
-            if running is None:
-                running = self._inflight = threading.Event()
-                leader = True
+            now = self._clock()
+            for target in targets:
+                state = self._states.setdefault(target, _State())
+                if state.latest is not None and now - state.latest_at < self._cache_seconds:
+                    results[target.project_id] = state.latest
+                    continue
+                if state.flight is None:
+                    state.flight = _Flight()
+                    starting.append((target, state.flight))
+                waiting.append((target, state.flight))
+            if starting:
                 self.sweeps += 1
             else:
-                leader = False
-        if leader:
-            return self._lead(running, deadline)
-        if running.wait(max(0.0, deadline - self._clock())):
-            with self._lock:
                 self.cache_hits += 1
-                if self._latest is not None:
-                    return self._latest
-        return self._timed_out()
-
-    def _lead(self, running: threading.Event, deadline: float) -> Snapshot:
-        results: dict[str, ProjectResult] = {}
-        try:
-            results = self._source.sweep(deadline)
-        finally:
-            with self._lock:
-                for pid, result in results.items():
-                    if result.ok:
-                        self._last_success[pid] = result.finished_at
-                snapshot = Snapshot(results, dict(self._last_success))
-                if results:
-                    self._latest = snapshot
-                    self._latest_at = self._clock()
-                self._inflight = None
-                running.set()
-        return snapshot
-
-    def _timed_out(self) -> Snapshot:
-        """The answer for a scrape whose deadline came before the running sweep finished."""
-        now = time.time()
+        for target, flight in starting:
+            self._workers.submit(self._fly, target, flight, deadline)
+        for target, flight in waiting:
+            results[target.project_id] = self._wait(target, flight, deadline)
         with self._lock:
-            failed = {pid: ProjectResult(pid, None, "scrape deadline reached while waiting for the sweep", 0.0, now)
-                      for pid in self._project_ids}
-            return Snapshot(failed, dict(self._last_success))
+            last = {t.project_id: s.last_success for t in targets
+                    if (s := self._states.get(t)) is not None and s.last_success is not None}
+        return Snapshot(results, last)
+
+    def _wait(self, target: Target, flight: _Flight, deadline: float) -> ProjectResult:
+        if flight.done.wait(max(0.0, deadline - self._clock()) + HANDOVER) and flight.result is not None:
+            return flight.result
+        return ProjectResult.down(target.project_id, WAITED_TOO_LONG, 0.0, self._wall())
+
+    def _fly(self, target: Target, flight: _Flight, deadline: float) -> None:
+        started = self._clock()
+        try:
+            result = self._read(target, self._view, deadline)
+        except Exception as exc:  # noqa: BLE001  (a bug must not leave the scrapes that wait without an answer)
+            log.error("sweep failed unexpectedly", extra={"project_id": target.project_id, "error": repr(exc)})
+            result = ProjectResult.down(target.project_id, f"internal error: {exc!r}", self._clock() - started,
+                                        self._wall())
+        with self._lock:
+            state = self._states[target]
+            state.latest, state.latest_at, state.flight = result, self._clock(), None
+            if result.ok:
+                state.last_success = result.finished_at
+            flight.result = result
+        flight.done.set()
+
+    def results(self, targets: Iterable[Target]) -> dict[str, ProjectResult]:
+        """The latest finished result of each target that has one, without sweeping."""
+        with self._lock:
+            return {t.project_id: s.latest for t in targets if (s := self._states.get(t)) is not None
+                    and s.latest is not None}
+
+    def scope(self, targets: Iterable[Target]) -> Scope:
+        """These targets as one source of snapshots (what ``/metrics`` reports)."""
+        return Scope(self, tuple(targets))
+
+    def close(self) -> None:
+        self._workers.shutdown()
+
+
+class Scope:
+    """A fixed set of targets of a sweeper: the snapshot source a collector reads."""
+
+    def __init__(self, sweeper: Sweeper, targets: tuple[Target, ...]) -> None:
+        self.sweeper = sweeper
+        self.targets = targets
+
+    def get(self, deadline: float) -> Snapshot:
+        return self.sweeper.get(self.targets, deadline)
+
+    @property
+    def sweeps(self) -> int:
+        return self.sweeper.sweeps
+
+    @property
+    def cache_hits(self) -> int:
+        return self.sweeper.cache_hits

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from hypothesis import settings
 
-from exporter.server import Exporter
+from exporter.main import Exporter
 from exporter.simulator import Simulator
 from tests.helpers import jobs, running_exporter, settings_for
 

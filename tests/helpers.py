@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from exporter import logs
-from exporter.server import Exporter, build_exporter
+from exporter.main import Exporter, build_exporter
 from exporter.settings import Settings, load_settings
 from exporter.simulator import DEMO_AK, DEMO_SK, Simulator
 

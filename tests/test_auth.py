@@ -12,12 +12,14 @@ from huaweicloudsdkcore.sdk_request import SdkRequest
 from huaweicloudsdkcore.signer.signer import Signer
 from pydantic import SecretStr
 
-from exporter.auth import AkSkSigner, Token, TokenAuth, TokenCache, canonical_query, canonical_uri
-from exporter.client import USER_AGENT, list_url
+from exporter.dli.credentials import AkSkSigner, Token, TokenAuth, TokenCache, canonical_query, canonical_uri
+from exporter.dli.schema import list_url
+from exporter.dli.transport import USER_AGENT
 
 AK = "HPUAXXXXEXAMPLEKEY01"
 SK = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 FIXED = 1_764_000_000.0  # a fixed signing moment, so both signers see the same X-Sdk-Date
+FAR = 1e12  # a deadline no test reaches
 
 CASES = [
     ("https://dli.cn-north-4.myhuaweicloud.com", "0123456789abcdef", [("limit", "100"), ("offset", "0")]),
@@ -107,7 +109,7 @@ class _Fetcher:
         self.lifetime = lifetime
         self.lock = threading.Lock()
 
-    def __call__(self) -> Token:
+    def __call__(self, deadline: float) -> Token:
         with self.lock:
             self.calls += 1
             n = self.calls
@@ -119,18 +121,18 @@ def test_token_is_cached_until_shortly_before_expiry() -> None:
     now = [1000.0]
     logins = []
 
-    def fetch() -> Token:
+    def fetch(deadline: float) -> Token:
         logins.append(now[0])
         return Token(SecretStr(f"t{len(logins)}"), now[0] + 3600)
 
     cache = TokenCache(fetch, refresh_before=300, clock=lambda: now[0])
-    first, gen1 = cache.get()
-    again, gen2 = cache.get()
+    first, gen1 = cache.get(FAR)
+    again, gen2 = cache.get(FAR)
     assert (first.get_secret_value(), gen1) == (again.get_secret_value(), gen2)
     now[0] += 3600 - 301
-    assert cache.get()[1] == gen1
+    assert cache.get(FAR)[1] == gen1
     now[0] += 2  # inside the refresh margin
-    token, gen3 = cache.get()
+    token, gen3 = cache.get(FAR)
     assert (token.get_secret_value(), gen3) == ("t2", gen1 + 1)
     assert logins == [1000.0, 1000.0 + 3600 - 299]
 
@@ -138,7 +140,7 @@ def test_token_is_cached_until_shortly_before_expiry() -> None:
 def test_concurrent_callers_share_one_login() -> None:
     fetch = _Fetcher()
     cache = TokenCache(fetch)
-    threads = [threading.Thread(target=cache.get) for _ in range(8)]
+    threads = [threading.Thread(target=cache.get, args=(FAR,)) for _ in range(8)]
     for t in threads:
         t.start()
     for t in threads:
@@ -149,11 +151,11 @@ def test_concurrent_callers_share_one_login() -> None:
 def test_reject_drops_only_the_rejected_generation() -> None:
     fetch = _Fetcher()
     cache = TokenCache(fetch)
-    auth = TokenAuth(cache)
+    auth = TokenAuth(cache, FAR)
     request = requests.Request("GET", "http://127.0.0.1/").prepare()
     auth(request)
     assert request.headers["X-Auth-Token"] == "token-1"
-    auth.reject()
+    assert auth.reject("rid") is True  # a fresh token may succeed
     auth(request)
     assert request.headers["X-Auth-Token"] == "token-2"
     # Another thread that saw the old token's 401 late must not throw away the new one.

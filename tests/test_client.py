@@ -1,4 +1,4 @@
-"""The client over real HTTP against the simulator: paging, retries, errors, IAM login."""
+"""The DLI side over real HTTP against the simulator: paging, retries, errors, IAM login."""
 
 from __future__ import annotations
 
@@ -8,13 +8,39 @@ from typing import Any
 
 import pytest
 
-from exporter.client import ApiStats, DliApiError, DliClient
+from exporter.dli.api import DliApi
+from exporter.dli.transport import DliApiError
+from exporter.domain import Page, ProjectResult
+from exporter.selfmetrics import ApiStats
+from exporter.settings import Settings
 from exporter.simulator import Fault, Simulator
+from exporter.sweeper import Sweeper
 from tests.helpers import free_port, job, jobs, settings_for
 
 
-def client_for(sim: Simulator, **overrides: Any) -> DliClient:
-    return DliClient(settings_for(sim, **overrides), ApiStats())
+class Client:
+    """The DLI side as the exporter assembles it, read one project (target) at a time."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.stats = ApiStats()
+        self.api = DliApi(settings, self.stats)
+
+    def __repr__(self) -> str:
+        return f"Client({self.api!r}, {self.api.credentials!r}, {self.api.transport!r})"
+
+    def sweep_project(self, project_id: str, deadline: float) -> ProjectResult:
+        return self.api.read(self.settings.target(project_id), self.settings.view, deadline)
+
+    def fetch_page(self, project_id: str, offset: int, deadline: float) -> Page:
+        return self.api.reader.fetch_page(self.settings.target(project_id), self.settings.view, offset, deadline)
+
+    def close(self) -> None:
+        self.api.close()
+
+
+def client_for(sim: Simulator, **overrides: Any) -> Client:
+    return Client(settings_for(sim, **overrides))
 
 
 def far() -> float:
@@ -144,12 +170,14 @@ def test_a_client_error_is_not_retried_and_says_what_happened() -> None:
         client = client_for(sim)
         with pytest.raises(DliApiError) as info:
             client.fetch_page("p1", 0, far())
-        request_id = sim.recorded()[-1]
+        recorded = sim.recorded()
         client.close()
     err = info.value
     assert (err.status, err.error_code, err.error_msg) == (400, "DLI.0001", "Parameter error.")
-    assert len(err.request_id) == 32 and err.request_id in str(err)
-    assert len(sim.recorded()) == 1 and request_id is not None
+    assert len(recorded) == 1  # not retried
+    # The id is the one the gateway sent with this very answer, and the message quotes it.
+    assert err.request_id == recorded[0].request_id and len(err.request_id) == 32
+    assert f"(request_id={err.request_id})" in str(err)
 
 
 def test_429_honours_retry_after() -> None:
@@ -225,7 +253,7 @@ def test_wrong_types_fail_the_project_naming_the_field() -> None:
 def test_connection_refused_is_an_error_counted_as_error() -> None:
     with Simulator({"p1": []}) as sim:
         settings = settings_for(sim, endpoint=f"http://127.0.0.1:{free_port()}", retries=1)
-    client = DliClient(settings)
+    client = Client(settings)
     result = client.sweep_project("p1", far())
     client.close()
     assert not result.ok and "connection failed" in (result.error or "")
@@ -289,7 +317,9 @@ def test_one_failed_project_does_not_touch_the_others() -> None:
     with Simulator({"p1": jobs(3), "p2": jobs(2, start=50)}) as sim:
         sim.add_fault(Fault("error", project_id="p2", status=500))
         client = client_for(sim, retries=0)
-        results = client.sweep(far())
+        sweeper = Sweeper(client.api.read, client.settings.view, cache_seconds=0)
+        results = sweeper.get(client.settings.targets, far()).results
+        sweeper.close()
         client.close()
     assert results["p1"].ok and len(results["p1"].jobs or []) == 3
     assert not results["p2"].ok and results["p2"].jobs is None
@@ -307,7 +337,7 @@ class TestIamLogin:
                 "iam_endpoint": sim.url}
 
     def test_logs_in_once_and_reuses_the_token(self, iam: Simulator) -> None:
-        client = DliClient(settings_for(iam, **self.settings(iam)))
+        client = Client(settings_for(iam, **self.settings(iam)))
         assert client.sweep_project("p1", far()).ok
         assert client.sweep_project("p1", far()).ok
         client.close()
@@ -317,7 +347,7 @@ class TestIamLogin:
         assert client.stats.logins == {("p1", "201"): 1}
 
     def test_an_expired_token_is_replaced_once(self, iam: Simulator) -> None:
-        client = DliClient(settings_for(iam, **self.settings(iam)))
+        client = Client(settings_for(iam, **self.settings(iam)))
         assert client.sweep_project("p1", far()).ok
         iam.expire_tokens()
         assert client.sweep_project("p1", far()).ok
@@ -326,7 +356,7 @@ class TestIamLogin:
         assert [r.status for r in iam.recorded()] == [200, 401, 200]
 
     def test_a_wrong_password_fails_the_project_without_leaking_it(self, iam: Simulator) -> None:
-        client = DliClient(settings_for(iam, **self.settings(iam, password="wrong-Pa55word")))
+        client = Client(settings_for(iam, **self.settings(iam, password="wrong-Pa55word")))
         result = client.sweep_project("p1", far())
         client.close()
         assert not result.ok

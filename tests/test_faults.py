@@ -20,7 +20,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.server import Exporter
+from exporter.main import Exporter
 from exporter.settings import load_settings
 from exporter.simulator import DEMO_AK, DEMO_SK, Fault, Simulator
 from tests.helpers import captured_logs, free_port, jobs, running_exporter

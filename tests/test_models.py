@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from exporter.models import (
+from exporter.dli.schema import (
     PayloadError,
     error_fields,
     list_query,
@@ -17,6 +17,7 @@ from exporter.models import (
     to_int,
     to_str,
 )
+from exporter.domain import View
 from tests.helpers import job
 
 
@@ -44,7 +45,6 @@ def test_to_str_passes_strings_unchanged() -> None:
 
 def test_full_job() -> None:
     parsed = parse_job(job(146, restart_times=4, has_savepoint=True, start_time=1_700_000_000_123))
-    assert parsed is not None
     assert (parsed.job_id, parsed.name, parsed.status, parsed.queue, parsed.run_mode) == (
         146, "job-146", "job_running", "default", "shared_cluster")
     assert parsed.restart_times == 4 and parsed.has_savepoint is True
@@ -58,7 +58,6 @@ def test_the_documented_example_job() -> None:
            "status": "job_init", "status_desc": "", "create_time": 1578892414688, "duration": 0,
            "root_id": -1, "graph_editor_enabled": False, "has_savepoint": False}
     parsed = parse_job(raw)
-    assert parsed is not None
     assert parsed.start_time_ms is None and parsed.restart_times is None and parsed.duration_ms == 0
     assert parsed.queue == "" and parsed.run_mode == "" and parsed.config is None
 
@@ -66,7 +65,6 @@ def test_the_documented_example_job() -> None:
 def test_missing_and_null_fields() -> None:
     parsed = parse_job({"job_id": "7", "name": None, "status": None, "queue_name": None, "start_time": 0,
                         "restart_times": None, "has_savepoint": None, "job_config": None})
-    assert parsed is not None
     assert parsed.job_id == 7
     assert parsed.name == "" and parsed.queue == "" and parsed.user_name == ""
     assert parsed.status == "unknown"
@@ -79,7 +77,6 @@ def test_numbers_and_booleans_as_strings() -> None:
                         "has_savepoint": "true", "job_config": {"cu_number": "4", "parallel_number": "2",
                                                                 "checkpoint_enabled": "true",
                                                                 "restart_when_exception": "false"}})
-    assert parsed is not None
     assert (parsed.restart_times, parsed.duration_ms, parsed.create_time_ms) == (3, 1500, 1_700_000_000_000)
     assert parsed.has_savepoint is True
     assert parsed.config is not None
@@ -89,7 +86,7 @@ def test_numbers_and_booleans_as_strings() -> None:
 
 def test_unknown_status_is_passed_through() -> None:
     parsed = parse_job(job(1, status="job_quantum_superposition"))
-    assert parsed is not None and parsed.status == "job_quantum_superposition"
+    assert parsed.status == "job_quantum_superposition"
 
 
 @pytest.mark.parametrize(("raw", "message"), [
@@ -156,7 +153,7 @@ def test_error_fields_of_each_body() -> None:
 
 
 def test_list_query_asks_for_everything_in_order() -> None:
-    params = dict(list_query(200, {"queue_name": "q", "job_type": "flink_jar_job"}, show_detail=True))
+    params = dict(list_query(200, {"queue_name": "q", "job_type": "flink_jar_job"}, View.DETAIL))
     assert params == {"limit": "100", "offset": "200", "order": "asc", "show_detail": "true",
                       "queue_name": "q", "job_type": "flink_jar_job"}
-    assert "show_detail" not in dict(list_query(0, {}, show_detail=False))
+    assert "show_detail" not in dict(list_query(0, {}, View.SUMMARY))

@@ -24,14 +24,14 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from exporter import cli
-from exporter.client import ApiStats, ProjectResult
 from exporter.collector import DliCollector
-from exporter.exposition import ValueFormatter, render_openmetrics, render_text
-from exporter.models import Job, PayloadError, parse_page
-from exporter.server import Exporter
+from exporter.dli.schema import PayloadError, parse_page
+from exporter.domain import Job, ProjectResult, Snapshot
+from exporter.main import Exporter
+from exporter.render import ValueFormatter, render_openmetrics, render_text
+from exporter.selfmetrics import ApiStats
 from exporter.settings import known_env_names
 from exporter.simulator import Fault, Simulator
-from exporter.sweeper import Snapshot
 from tests.helpers import jobs, restored_logging, running_exporter, settings_for
 
 # --- strategies for API answers ---

@@ -17,8 +17,7 @@ from typing import Any
 import pytest
 import requests
 
-from exporter.client import DliClient
-from exporter.server import Exporter
+from exporter.main import Exporter
 from exporter.settings import ConfigError, load_settings
 from exporter.simulator import Simulator
 from tests.helpers import COMMAND, captured_logs, clean_environ, jobs, running_exporter, settings_for
@@ -46,15 +45,17 @@ def said_by(exporter: Exporter) -> list[str]:
         assert resp.status_code == 200
         out.append(resp.text)
     out.append(requests.get(exporter.url + "/", timeout=20).text)
-    client: DliClient = exporter.client
-    objects: list[Any] = [exporter.settings, client, exporter.sweeper, *client._auth.values()]
+    api = exporter.api
+    targets = exporter.settings.targets
+    objects: list[Any] = [exporter.settings, api, api.transport, api.credentials, api.reader, exporter.sweeper,
+                          exporter.settings.secret, *targets, *(api.credentials.auth_for(t, 0.0) for t in targets)]
     out.extend(repr(o) for o in objects)
     out.extend(str(o) for o in objects)
     out.append(repr(exporter.settings.model_dump()))
     out.append(exporter.settings.model_dump_json())
-    snapshot = exporter.sweeper._latest  # the sweep behind the scrapes above, without sweeping again
-    assert snapshot is not None
-    for result in snapshot.results.values():
+    results = exporter.sweeper.results(targets)  # the sweeps behind the scrapes above, without sweeping again
+    assert results
+    for result in results.values():
         out.extend([repr(result), str(result.error)])
     return out
 
@@ -95,9 +96,8 @@ def test_iam_login_a_new_token_and_a_wrong_password(debug_log: io.StringIO) -> N
             assert 'dli_up{project_id="p1"} 0.0' in failed[0]
             texts += failed
             # The login error as the client raises it, and the error the project reports.
-            latest = exporter.sweeper._latest
-            assert latest is not None
-            errors = [r.error for r in latest.results.values()]
+            latest = exporter.sweeper.results(exporter.settings.targets)
+            errors = [r.error for r in latest.values()]
             assert any(e and "IAM login failed" in e for e in errors)
     texts.append(debug_log.getvalue())
     assert "IAM token rejected" in texts[-1] and "IAM login failed" in texts[-1]

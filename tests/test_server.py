@@ -13,8 +13,9 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.server import Exporter, scrape_budget, scrape_timeout
+from exporter.main import Exporter
 from exporter.simulator import Fault, Simulator
+from exporter.web.app import scrape_budget, scrape_timeout
 from tests.helpers import jobs
 
 Start = Callable[..., Exporter]
@@ -138,17 +139,18 @@ def test_the_scrape_timeout_is_exported(sim: Simulator, exporter_for: Start) -> 
 
 
 def test_a_bug_answers_500_and_logs_one_event(caplog: pytest.LogCaptureFixture) -> None:
-    from prometheus_client import CollectorRegistry
-
-    from exporter.server import MetricsApp
+    from exporter.web.app import MetricsApp
 
     class Broken:
-        def fast_families(self, _fmt: Any) -> list[Any]:
+        def fast_families(self, _fmt: Any, _scrape: Any = None, _escaping: str = "") -> list[Any]:
             raise RuntimeError("bug\nin collector")
 
-    app = MetricsApp(CollectorRegistry(), Broken(), 10.0)  # type: ignore[arg-type]
+        def families(self, _scrape: Any = None) -> list[Any]:
+            raise RuntimeError("bug\nin collector")
+
+    app = MetricsApp(Broken(), 10.0)
     answer: list[str] = []
     body = app({"PATH_INFO": "/metrics", "REQUEST_METHOD": "GET"}, lambda status, _headers: answer.append(status))
     assert answer == ["500 Internal Server Error"] and b"".join(body) == b"internal error\n"
-    [record] = [r for r in caplog.records if r.name == "exporter.server"]
+    [record] = [r for r in caplog.records if r.name == "exporter.web.app"]
     assert record.levelname == "ERROR" and "RuntimeError: bug" in record.__dict__["error"]

@@ -9,8 +9,8 @@ import pytest
 import requests
 from pydantic import SecretStr
 
-from exporter.auth import AkSkSigner
-from exporter.client import list_url
+from exporter.dli.credentials import AkSkSigner
+from exporter.dli.schema import list_url
 from exporter.simulator import DEMO_AK, DEMO_SK, JOB_TYPES, RUN_MODES, Simulator, demo_projects
 from tests.helpers import job, jobs
 

@@ -20,9 +20,9 @@ import requests
 import trustme
 import yaml
 
-from exporter.server import Exporter
+from exporter.main import Exporter
 from exporter.simulator import Simulator
-from exporter.webconfig import WebConfigError, load_web_config, parse_duration
+from exporter.web.config import WebConfigError, load_web_config, parse_duration
 from tests.helpers import COMMAND, clean_environ, free_port, jobs
 
 Start = Callable[..., Exporter]

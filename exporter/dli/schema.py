@@ -1,25 +1,45 @@
-"""Tolerant parsing of DLI and IAM payloads: the only module that knows upstream field names.
+"""The DLI and IAM APIs as they are spelled upstream: the only module that knows their names.
+
+Paths, query parameters, headers, JSON fields, error codes, the IAM login body and the parsers
+that turn answers into :mod:`exporter.domain` values all live here, so a renamed field is one
+edit.
 
 Real answers drift from the documentation: fields go missing or null, numbers arrive as strings,
 booleans as "true". All of that is taken as meant. What cannot be taken (a job without a
 ``job_id``, a word where a number belongs, an object for a name, no job list, ``is_success``
-false) raises :class:`PayloadError`, which names the field but never echoes its value: the client
-then reports the project down rather than export partial or guessed numbers. Nothing else is
-ever raised, whatever the payload (a property test holds this).
+false) raises :class:`PayloadError`, which names the field but never echoes its value: the
+project is then reported down rather than exported with partial or guessed numbers. Nothing else
+is ever raised, whatever the payload (a property test holds this).
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
+from urllib.parse import quote
+
+from ..domain import UNKNOWN_STATUS, Job, JobConfig, Page, View
 
 T = TypeVar("T")
 
 PAGE_LIMIT = 100  # the API's maximum page size
-UNKNOWN_STATUS = "unknown"
+JOB_TYPES = ("flink_sql_job", "flink_opensource_sql_job", "flink_jar_job")
+# The list API's filters, as the SDK spells them; the settings of the same names pass them through.
+FILTERS = ("job_type", "queue_name", "tags", "user_name", "name", "status")
+
+# Headers. Every header a request carries is signed, so these are the only ones sent.
+PROJECT_HEADER = "X-Project-Id"
+REQUEST_ID_HEADER = "X-Request-Id"
+SDK_DATE_HEADER = "X-Sdk-Date"
+SECURITY_TOKEN_HEADER = "X-Security-Token"  # noqa: S105  (a header name, not a secret)
+AUTH_TOKEN_HEADER = "X-Auth-Token"  # noqa: S105
+IAM_TOKEN_HEADER = "X-Subject-Token"  # noqa: S105
+RETRY_AFTER_HEADER = "Retry-After"
+
+# Error codes that mean "try again": DLI reports its own internal errors (DLI.0999) with HTTP 400.
+RETRYABLE_CODES = frozenset({"DLI.0999"})
 
 
 class PayloadError(ValueError):
@@ -28,40 +48,6 @@ class PayloadError(ValueError):
     def __init__(self, message: str, code: str = "") -> None:
         super().__init__(message)
         self.code = code
-
-
-# Not frozen: a frozen dataclass costs three times as much to build here (every field goes through
-# object.__setattr__), and jobs are built once per job per sweep. Nothing mutates them.
-@dataclass(slots=True)
-class JobConfig:
-    cu_number: int | None
-    parallel_number: int | None
-    checkpoint_enabled: bool
-    restart_when_exception: bool
-
-
-@dataclass(slots=True)
-class Job:
-    job_id: int
-    name: str
-    job_type: str
-    status: str
-    queue: str
-    run_mode: str
-    user_name: str
-    create_time_ms: int | None
-    start_time_ms: int | None
-    duration_ms: int | None
-    restart_times: int | None
-    has_savepoint: bool
-    config: JobConfig | None
-
-
-@dataclass(slots=True)
-class Page:
-    total_count: int | None
-    jobs: list[Job]
-    raw_count: int  # entries in the answer: a full page means more may follow
 
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # the API's integers are Java longs
@@ -302,14 +288,34 @@ def error_request_id(payload: Any) -> str:
     return to_str(payload.get("request_id") or payload.get("requestId"))
 
 
-def list_query(offset: int, filters: dict[str, str], show_detail: bool) -> list[tuple[str, str]]:
+def list_query(offset: int, filters: Mapping[str, str], view: View) -> list[tuple[str, str]]:
     """The list API's query parameters in the SDK's spelling. Oldest first, so that jobs created
-    during a sweep land on the last page instead of shifting every page."""
+    during a sweep land on the last page instead of shifting every page. ``filters`` are keyed by
+    the names in :data:`FILTERS`."""
     params = [("limit", str(PAGE_LIMIT)), ("offset", str(offset)), ("order", "asc")]
-    if show_detail:
+    if view is View.DETAIL:
         params.append(("show_detail", "true"))
     params.extend(sorted(filters.items()))
     return params
+
+
+def list_url(base: str, project_id: str, params: Sequence[tuple[str, str]]) -> str:
+    """The list API's URL. The query is built here already in the signer's canonical order and
+    encoding, so the server sees exactly the string that was signed."""
+    query = "&".join(f"{quote(k, safe='~')}={quote(v, safe='~')}" for k, v in sorted(params))
+    return f"{base}/v1.0/{quote(project_id, safe='')}/streaming/jobs?{query}"
+
+
+def api_endpoint(region: str) -> str:
+    return f"https://dli.{region}.myhuaweicloud.com"
+
+
+def iam_endpoint(region: str) -> str:
+    return f"https://iam.{region}.myhuaweicloud.com"
+
+
+def token_url(iam_base: str) -> str:
+    return iam_base + "/v3/auth/tokens"
 
 
 def iam_password_request(username: str, password: str, domain: str, project_id: str) -> dict[str, Any]:
@@ -322,9 +328,6 @@ def iam_password_request(username: str, password: str, domain: str, project_id: 
             "scope": {"project": {"id": project_id}},
         }
     }
-
-
-IAM_TOKEN_HEADER = "X-Subject-Token"  # noqa: S105  (a header name, not a secret)
 
 
 def iam_token_expiry(payload: Any) -> str | None:

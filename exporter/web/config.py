@@ -1,19 +1,17 @@
-"""Protecting the HTTP server: TLS, client certificates, basic auth, headers and a rate limit, read
-from a web configuration file in the Prometheus exporter toolkit's format (``--web.config.file``).
+"""The web configuration file, in the Prometheus exporter toolkit's format (``--web.config.file``):
+TLS, client certificates, basic auth users, headers and a rate limit, loaded and checked.
 
 Operators reuse the file they already have for node_exporter. As in the toolkit, relative paths
 are relative to the file, the file is re-read when it (or a certificate it names) changes, so
 rotated certificates and passwords apply without a restart, and unknown keys are errors. What
 Python's ``ssl`` cannot do is refused at load time with the reason, never silently weakened:
 ``RequestClientCert`` and ``RequireAnyClientCert`` (client certificates accepted unverified).
-``/healthz`` stays open, so liveness probes need no credentials.
+:mod:`exporter.web.guard` enforces the users, headers and rate limit; :mod:`exporter.web.server`
+the TLS.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
 import logging
 import os
 import re
@@ -21,19 +19,18 @@ import ssl
 import tempfile
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import bcrypt
 import yaml
 
 log = logging.getLogger(__name__)
 
-OPEN_PATHS = frozenset({"/healthz"})  # probes must work without credentials
 HANDSHAKE_TIMEOUT = 10.0
+DEFAULT_MIN_TLS = "TLS12"
+DEFAULT_MAX_TLS = "TLS13"
 
 _TLS_VERSIONS = {"TLS10": ssl.TLSVersion.TLSv1, "TLS11": ssl.TLSVersion.TLSv1_1,
                  "TLS12": ssl.TLSVersion.TLSv1_2, "TLS13": ssl.TLSVersion.TLSv1_3}
@@ -226,7 +223,7 @@ def _context(tls: dict[str, Any], cert: str, key: str, ca: str | None) -> tuple[
         raise WebConfigError("tls_server_config: the certificate and key cannot be loaded (not PEM, "
                              "or they do not belong together)") from None
     versions = []
-    for name, default in (("min_version", "TLS12"), ("max_version", "TLS13")):
+    for name, default in (("min_version", DEFAULT_MIN_TLS), ("max_version", DEFAULT_MAX_TLS)):
         value = _string(tls.get(name), f"tls_server_config.{name}") or default
         if value not in _TLS_VERSIONS:
             raise WebConfigError(f"tls_server_config.{name}: {value!r} is not one of " + ", ".join(_TLS_VERSIONS))
@@ -291,9 +288,11 @@ def _stamp(paths: Iterable[str]) -> tuple[tuple[str, float, int], ...]:
 class WebConfigSource:
     """The current configuration, re-read when the file or a file it names changes. A change that
     does not load is logged once and the last good version stays in force, so a typo made while
-    rotating a certificate never takes the exporter off the air."""
+    rotating a certificate never takes the exporter off the air. ``on_load`` hears of every load
+    (True) and every failed reload (False), for the ``..._last_reload_successful`` gauge."""
 
-    def __init__(self, path: str, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, path: str, clock: Callable[[], float] = time.monotonic,
+                 on_load: Callable[[bool], None] = lambda ok: None) -> None:
         self.path = path
         self._lock = threading.Lock()
         self._config = load_web_config(path)
@@ -301,6 +300,8 @@ class WebConfigSource:
         self._clock = clock
         self._checked = clock()
         self._failed_stamp: tuple[tuple[str, float, int], ...] | None = None
+        self._on_load = on_load
+        on_load(True)
 
     def current(self) -> WebConfig:
         now = self._clock()
@@ -314,9 +315,11 @@ class WebConfigSource:
                     config = load_web_config(self.path)
                 except WebConfigError as exc:
                     self._failed_stamp = stamp
+                    self._on_load(False)
                     log.error("web config not reloaded, keeping the previous one", extra={"error": str(exc)})
                 else:
                     self._config, self._stamp, self._failed_stamp = config, _stamp(config.watched), None
+                    self._on_load(True)
                     log.info("web config reloaded", extra={"file": self.path})
             return self._config
 
@@ -326,107 +329,3 @@ def verify_client_sans(conn: ssl.SSLSocket, allowed: frozenset[str]) -> bool:
     cert = conn.getpeercert() or {}
     names = {str(entry[1]) for entry in cert.get("subjectAltName", ()) if len(entry) == 2}
     return bool(names & allowed)
-
-
-class _Bucket:
-    """A token bucket: ``burst`` requests at once, then one per ``interval``."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._tokens = 0.0
-        self._at = time.monotonic()
-        self._shape: tuple[float, int] = (0.0, 0)
-
-    def take(self, interval: float, burst: int) -> bool:
-        with self._lock:
-            now = time.monotonic()
-            if self._shape != (interval, burst):  # new settings: start full
-                self._shape, self._tokens, self._at = (interval, burst), float(burst), now
-            self._tokens = min(float(burst), self._tokens + (now - self._at) / interval)
-            self._at = now
-            if self._tokens >= 1.0:
-                self._tokens -= 1.0
-                return True
-            return False
-
-
-class _Passwords:
-    """bcrypt checks, remembered: a hash costs ~70 ms at cost 10, and Prometheus sends the same
-    credentials on every scrape. One check runs at a time, so bad guesses cannot eat every core."""
-
-    _DUMMY = bcrypt.hashpw(b"dli-exporter", bcrypt.gensalt(4))  # for unknown users: same work, same answer
-
-    def __init__(self, size: int = 256) -> None:
-        self._lock = threading.Lock()
-        self._seen: OrderedDict[bytes, bool] = OrderedDict()
-        self._size = size
-
-    def check(self, users: Mapping[str, bytes], user: str, password: str) -> bool:
-        hashed = users.get(user)
-        secret = password.encode("utf-8", "surrogateescape")
-        # The key is a digest, so no password is held in memory past this call.
-        key = hashlib.sha256(b"\0".join([user.encode("utf-8", "surrogateescape"), secret, hashed or b""])).digest()
-        with self._lock:
-            known = self._seen.get(key)
-            if known is not None:
-                self._seen.move_to_end(key)
-                return known
-            try:
-                ok = bcrypt.checkpw(secret, hashed or self._DUMMY) and hashed is not None
-            except ValueError:
-                ok = False
-            self._seen[key] = ok
-            if len(self._seen) > self._size:
-                self._seen.popitem(last=False)
-            return ok
-
-
-StartResponse = Callable[..., Any]
-WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
-
-
-class Protected:
-    """WSGI middleware: rate limit, basic auth and extra headers from the current web config."""
-
-    def __init__(self, app: WsgiApp, source: WebConfigSource) -> None:
-        self._app = app
-        self._source = source
-        self._passwords = _Passwords()
-        self._bucket = _Bucket()
-
-    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        config = self._source.current()
-        if config.headers:
-            inner = start_response
-
-            def start_response(status: str, headers: list[tuple[str, str]], *exc: Any) -> Any:
-                return inner(status, [*headers, *config.headers], *exc)
-
-        path = environ.get("PATH_INFO") or "/"
-        if path not in OPEN_PATHS:
-            if config.rate_interval > 0 and not self._bucket.take(config.rate_interval, config.rate_burst):
-                return _deny(start_response, "429 Too Many Requests", [])
-            if config.users and not self._authorized(config, environ.get("HTTP_AUTHORIZATION", "")):
-                return _deny(start_response, "401 Unauthorized",
-                             [("WWW-Authenticate", 'Basic realm="dli-exporter", charset="UTF-8"')])
-        return self._app(environ, start_response)
-
-    def _authorized(self, config: WebConfig, header: str) -> bool:
-        scheme, _, encoded = header.partition(" ")
-        if scheme.lower() != "basic":
-            return False
-        try:
-            decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
-            return False
-        user, sep, password = decoded.partition(":")
-        if not sep:
-            return False
-        return self._passwords.check(config.users, user, password)
-
-
-def _deny(start_response: StartResponse, status: str, extra: list[tuple[str, str]]) -> list[bytes]:
-    body = (status.split(" ", 1)[1].lower() + "\n").encode()
-    start_response(status, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body))),
-                            *extra])
-    return [body]

@@ -1,0 +1,285 @@
+"""One call to the API, within a deadline: the only module that imports ``requests``.
+
+A call is sent over one pool of keep-alive connections, signed by the auth object it is given,
+and its answer is put in one of four classes by :func:`classify`, the one place that decides:
+
+* ok: the answer is parsed and returned;
+* retry: no answer, a 5xx, a 429, a body that is not JSON, or an error code the API uses for its
+  own hiccups (DLI.0999 with HTTP 400). Retried with full-jitter backoff, or after
+  ``Retry-After``, never past the deadline;
+* auth: 401 or 403. Retried once when the auth object can fetch a fresh credential (an IAM
+  token), else reported at once;
+* fatal: anything else, reported at once.
+
+Every request's timeout is capped by what is left before the deadline, so no call outlives the
+scrape that needs it. Failures raise :class:`DliApiError`, which carries the HTTP status, the
+API's error code and message, and the ``X-Request-Id`` to quote to support.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping, MutableMapping
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any, Protocol, TypeVar
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from .. import __version__
+from . import schema
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+USER_AGENT = f"dli-exporter/{__version__}"
+MAX_RETRY_AFTER = 30.0  # never wait longer than this on a 429, whatever the server asks
+BACKOFF_BASE = 0.2
+BACKOFF_CAP = 5.0
+
+
+class Outcome(enum.Enum):
+    OK = "ok"
+    RETRY = "retry"
+    AUTH = "auth"
+    FATAL = "fatal"
+
+
+def classify(status: int | None, error_code: str = "", *, decoded: bool = True, parsed: bool = True) -> Outcome:
+    """What an answer means for the caller; the one place that decides.
+
+    ``status`` is None when no answer came; ``decoded`` says whether its body was JSON, ``parsed``
+    whether that JSON held what was asked for; ``error_code`` is the API's, from the body."""
+    if status is None or (status == 200 and not decoded):
+        return Outcome.RETRY  # no answer, or one cut short: the next may arrive whole
+    if status in (401, 403):
+        return Outcome.AUTH
+    if status == 429 or status >= 500 or error_code in schema.RETRYABLE_CODES:
+        return Outcome.RETRY
+    if status == 200 and parsed and not error_code:
+        return Outcome.OK
+    return Outcome.FATAL
+
+
+class DliApiError(Exception):
+    """A call that did not give a usable answer (after retries, where they apply)."""
+
+    def __init__(self, message: str, outcome: Outcome, *, status: int | None = None, error_code: str = "",
+                 request_id: str = "", retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.outcome = outcome
+        self.status = status
+        self.error_code = error_code
+        self.error_msg = message
+        self.request_id = request_id
+        self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        parts = []
+        if self.outcome is Outcome.AUTH:
+            parts.append("authentication failed:")
+        if self.status is not None:
+            parts.append(f"HTTP {self.status}")
+        if self.error_code:
+            parts.append(self.error_code)
+        text = " ".join(parts)
+        text = f"{text}: {self.error_msg}" if text else self.error_msg
+        if self.request_id:
+            text += f" (request_id={self.request_id})"
+        return text
+
+
+class PreparedRequestLike(Protocol):
+    """What an auth object needs of a request (``requests.PreparedRequest`` fits)."""
+
+    method: str | None
+    url: str | None
+    headers: MutableMapping[str, str]
+    body: bytes | str | None
+
+
+class Auth(Protocol):
+    """Signs a request (the contract of a ``requests`` auth callable), and hears of its refusal."""
+
+    def __call__(self, request: PreparedRequestLike) -> PreparedRequestLike: ...
+
+    def reject(self, request_id: str) -> bool:
+        """The last request sent with this auth was refused (401/403; ``request_id`` is the
+        answer's): True when a fresh credential may succeed, so one more try is worth it."""
+        ...
+
+
+class CallStats(Protocol):
+    """Where calls are counted (the exporter's self-metrics)."""
+
+    def observe(self, project_id: str, code: str, seconds: float) -> None: ...
+
+    def retried(self, project_id: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A response that arrived: status, reason phrase, headers, JSON body (None if not JSON), id."""
+
+    status: int
+    reason: str
+    headers: Mapping[str, str]
+    payload: Any
+    request_id: str
+
+    def error(self, now: float) -> DliApiError:
+        """The error this answer stands for, when it is not what was asked for. ``now``: epoch
+        seconds, for a ``Retry-After`` given as a date."""
+        code, msg = schema.error_fields(self.payload)
+        retry_after = None
+        if self.status == 429:
+            retry_after = retry_after_seconds(self.headers.get(schema.RETRY_AFTER_HEADER), now)
+        return DliApiError(msg or self.reason or "error", classify(self.status, code, parsed=False),
+                           status=self.status, error_code=code, request_id=self.request_id, retry_after=retry_after)
+
+
+class Transport:
+    """Calls to the DLI and IAM APIs over one pool of keep-alive connections. Thread-safe."""
+
+    def __init__(self, *, timeout: float, retries: int, pool_size: int, stats: CallStats,
+                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
+        self._timeout = timeout
+        self._retries = retries
+        self._stats = stats
+        self._clock = clock
+        self._wall = wall
+        self._closed = threading.Event()
+        self._session = requests.Session()
+        self._session.trust_env = False  # a stray proxy variable must not reroute signed calls
+        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_size, max_retries=0)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+        # Every header present is signed, so send only end-to-end ones: a proxy may rewrite the
+        # hop-by-hop Connection header (HTTP/1.1 keeps connections alive without it).
+        self._session.headers.clear()
+        self._session.headers.update({"User-Agent": USER_AGENT, "Content-Type": "application/json",
+                                      "Accept": "application/json", "Accept-Encoding": "gzip"})
+
+    def __repr__(self) -> str:
+        return f"Transport(timeout={self._timeout}, retries={self._retries})"
+
+    def fetch(self, url: str, *, project_id: str, auth: Auth, deadline: float, parse: Callable[[Any], T]) -> T:
+        """GET ``url`` and ``parse`` its JSON, retrying as :func:`classify` says, until ``deadline``.
+
+        ``parse`` may raise :class:`schema.PayloadError`; its code classifies it like an error
+        answer's (an ``is_success`` false with DLI.0999 is worth a retry)."""
+        attempt = 0
+        renewed = False
+        while True:
+            try:
+                return self._fetch_once(url, project_id, auth, deadline, parse)
+            except DliApiError as err:
+                if err.outcome is Outcome.AUTH and not renewed and auth.reject(err.request_id):
+                    renewed = True  # e.g. an IAM token expired or was revoked: one more try with a fresh one
+                    continue
+                if err.outcome is not Outcome.RETRY or attempt >= self._retries:
+                    raise
+                delay = self._delay(attempt, err.retry_after)
+                if self._clock() + delay >= deadline:
+                    raise
+                log.debug("retrying", extra={"project_id": project_id, "delay": round(delay, 2), "error": str(err)})
+                self._stats.retried(project_id)
+                attempt += 1
+                if self._closed.wait(delay):
+                    raise
+
+    def _fetch_once(self, url: str, project_id: str, auth: Auth, deadline: float, parse: Callable[[Any], T]) -> T:
+        remaining = deadline - self._clock()
+        if remaining <= 0 or self._closed.is_set():
+            raise DliApiError("scrape deadline reached before the call was made", Outcome.FATAL)
+        started = self._clock()
+        try:
+            answer = self._exchange("GET", url, {schema.PROJECT_HEADER: project_id}, None, auth=auth,
+                                    timeout=min(self._timeout, remaining))
+        except DliApiError:
+            self._stats.observe(project_id, "error", self._clock() - started)
+            raise
+        self._stats.observe(project_id, str(answer.status), self._clock() - started)
+        if answer.status != 200:
+            raise answer.error(self._wall())
+        if answer.payload is None:
+            raise DliApiError("the answer is not valid JSON", classify(200, decoded=False), status=200,
+                              request_id=answer.request_id)
+        try:
+            return parse(answer.payload)
+        except schema.PayloadError as exc:
+            raise DliApiError(str(exc), classify(200, exc.code, parsed=False), status=200, error_code=exc.code,
+                              request_id=answer.request_id) from None
+
+    def post(self, url: str, body: bytes, *, deadline: float) -> Answer:
+        """One POST (an IAM login), no retries: the call that needs it retries as a whole.
+
+        Raises DliApiError when no answer came; an answer of any status is returned."""
+        timeout = min(self._timeout, 10.0, max(0.0, deadline - self._clock()))
+        if timeout <= 0 or self._closed.is_set():
+            raise DliApiError("scrape deadline reached before the call was made", Outcome.FATAL)
+        return self._exchange("POST", url, {}, body, auth=None, timeout=timeout)
+
+    def _exchange(self, method: str, url: str, headers: dict[str, str], body: bytes | None, *, auth: Auth | None,
+                  timeout: float) -> Answer:
+        try:
+            # No redirects: requests would carry X-Auth-Token (and the password, for a login) to
+            # wherever a Location header points. The API never redirects; a 3xx is an error.
+            signer: Any = auth  # our Auth is a requests auth callable, over a structural request type
+            resp = self._session.request(method, url, headers=headers, data=body, auth=signer, timeout=timeout,
+                                         allow_redirects=False)
+            content = resp.content
+        except requests.RequestException as exc:
+            raise DliApiError(_describe(exc), classify(None)) from None
+        payload = _json_or_none(content)
+        request_id = resp.headers.get(schema.REQUEST_ID_HEADER, "") or schema.error_request_id(payload)
+        return Answer(resp.status_code, resp.reason or "", resp.headers, payload, request_id)
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, MAX_RETRY_AFTER)
+        # Full jitter (AWS architecture blog): spreads the retries of concurrent pages apart.
+        return random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** attempt))
+
+    def close(self) -> None:
+        """Stop retrying and waiting, and close the connections."""
+        self._closed.set()
+        self._session.close()
+
+
+def retry_after_seconds(value: str | None, now: float) -> float | None:
+    """``Retry-After`` in seconds from ``now`` (epoch seconds): a number, or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - now)
+
+
+def _json_or_none(content: bytes) -> Any:
+    try:
+        return json.loads(content)
+    except ValueError:
+        return None
+
+
+def _describe(exc: requests.RequestException) -> str:
+    """A short reason without the URL's query or any header."""
+    if isinstance(exc, requests.Timeout):
+        return "timed out"
+    if isinstance(exc, requests.ConnectionError):
+        return "connection failed"
+    return type(exc).__name__

@@ -1,0 +1,35 @@
+"""A simulated DLI API over real HTTP, for the demo, the tests and the benchmark.
+
+It shares no code with the exporter's DLI side (client, signer or parser), so it cannot share
+their mistakes: signatures are verified by its own implementation of SDK-HMAC-SHA256, from the
+algorithm's description. It serves the list-jobs API (paging, order, filters, ``show_detail``)
+and IAM password login, evolves its jobs over time (statuses change, restarts go up) and has
+fault knobs for tests: latency, error answers on given pages, 429 with Retry-After, truncated
+JSON, hangs, dropped connections and expired tokens.
+
+The exporter imports it only for ``--demo``. Run it alone with ``python -m exporter.simulator --help``.
+
+* :mod:`.service`: the simulated service, its state and fault knobs;
+* :mod:`.model`: faults to inject, and requests as recorded;
+* :mod:`.handler`: the HTTP handler;
+* :mod:`.signature`: the server side of SDK-HMAC-SHA256;
+* :mod:`.data`: the demo's and the benchmarks' jobs.
+"""
+
+from .data import (
+    DEMO_AK,
+    DEMO_PROJECTS,
+    DEMO_SK,
+    JOB_TYPES,
+    QUEUES,
+    RUN_MODES,
+    demo_projects,
+    make_job,
+    synthetic_projects,
+)
+from .model import Fault, Recorded
+from .service import Simulator
+from .signature import sign_request
+
+__all__ = ["DEMO_AK", "DEMO_PROJECTS", "DEMO_SK", "JOB_TYPES", "QUEUES", "RUN_MODES", "Fault", "Recorded",
+           "Simulator", "demo_projects", "make_job", "sign_request", "synthetic_projects"]

@@ -1,0 +1,158 @@
+"""The simulator's HTTP handler: routes, faults, and answers written in one piece (headers and
+body in one write, with Nagle off, as a real gateway sends them)."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, unquote
+
+from .model import Recorded
+
+if TYPE_CHECKING:
+    from .service import Simulator
+
+LIST_PATH = re.compile(r"^/v1\.0/([^/]+)/streaming/jobs/?$")
+TOKEN_PATH = "/v3/auth/tokens"  # noqa: S105  (a path, not a secret)
+
+
+def _sloppy_types(page: dict[str, Any]) -> dict[str, Any]:
+    """The same data as a sloppy gateway might send it: numbers and booleans as strings, nulls."""
+    for job in page.get("job_list", {}).get("jobs", []):
+        for key, value in list(job.items()):
+            if isinstance(value, bool):
+                job[key] = str(value).lower()
+            elif isinstance(value, int):
+                job[key] = str(value)
+        job["desc"] = None
+        job["queue_name"] = job.get("queue_name") or None
+    total = page.get("job_list", {}).get("total_count")
+    if total is not None:
+        page["job_list"]["total_count"] = str(total)
+    return page
+
+
+def _wrong_types(page: dict[str, Any]) -> dict[str, Any]:
+    """A page whose last job says something no reading can fix: words where numbers belong."""
+    listed = page.get("job_list", {}).get("jobs", [])
+    if listed:
+        listed[-1] = {**listed[-1], "restart_times": "several", "has_savepoint": "perhaps", "name": {"en": "x"}}
+    return page
+
+
+class Handler(BaseHTTPRequestHandler):
+    simulator: Simulator
+    protocol_version = "HTTP/1.1"  # keep-alive, as the real gateway does
+    # Headers and body leave in one write (see _send) with Nagle off: otherwise the body waits for
+    # the client's delayed ACK of the headers, 40 ms a call, which no real gateway does.
+    disable_nagle_algorithm = True
+    server_version = "DLI-Simulator"
+    sys_version = ""
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        pass  # the tests read `simulator.requests` instead
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def _handle(self, method: str) -> None:
+        sim = self.simulator
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        path, _, raw_query = self.path.partition("?")
+        query = dict(parse_qsl(raw_query, keep_blank_values=True))
+        host, port = self.client_address[:2]
+        record = Recorded(method, path, query, headers, peer=(str(host), int(port)))
+        with sim._lock:
+            sim.requests.append(record)
+            sim.request_count += 1
+        request_id = record.request_id = uuid.uuid4().hex
+        if sim.latency:
+            sim._stop.wait(sim.latency)
+
+        if method == "POST" and path == TOKEN_PATH:
+            try:
+                payload = json.loads(body or b"null")
+            except ValueError:
+                payload = None
+            status, answer, extra = sim.login(payload)
+            self._send(status, json.dumps(answer).encode(), request_id, extra, record)
+            return
+        match = LIST_PATH.match(path)
+        if method != "GET" or not match:
+            self._send(404, json.dumps({"error_code": "APIG.0101", "error_msg": "The API does not exist.",
+                                        "request_id": request_id}).encode(), request_id, {}, record)
+            return
+        project_id = unquote(match.group(1))
+        try:
+            page = int(query.get("offset", "0")) // max(1, int(query.get("limit", "10")))
+        except ValueError:
+            page = None
+        faults = sim._take_faults(project_id, page)
+        for fault in faults:
+            if fault.kind in ("hang", "latency"):
+                sim._stop.wait(fault.seconds)
+        kinds = {f.kind: f for f in faults}
+        if "drop" in kinds:
+            record.status = -1
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return
+        denied = sim.check_auth(method, self.path, headers, body, project_id, rotated="bad_signature" in kinds)
+        if denied is not None:
+            status, code, msg = denied
+            self._send(status, json.dumps({"error_code": code, "error_msg": msg, "request_id": request_id}).encode(),
+                       request_id, {}, record)
+            return
+        if sim.evolve:
+            sim._evolve()
+        if "rate_limit" in kinds:
+            fault = kinds["rate_limit"]
+            answer = {"error_code": "APIG.0308", "error_msg": "The throttling threshold has been reached.",
+                      "request_id": request_id}
+            self._send(429, json.dumps(answer).encode(), request_id, {"Retry-After": f"{fault.retry_after:g}"}, record)
+            return
+        if "error" in kinds:
+            fault = kinds["error"]
+            answer = {"error_code": fault.error_code, "error_msg": fault.error_msg}
+            self._send(fault.status, json.dumps(answer).encode(), request_id, {}, record)
+            return
+        if "not_success" in kinds:
+            answer = {"is_success": "false", "message": kinds["not_success"].error_msg}
+            self._send(200, json.dumps(answer).encode(), request_id, {}, record)
+            return
+        if "body" in kinds:
+            self._send(200, kinds["body"].body, request_id, {}, record)
+            return
+        if "bad_shape" in kinds:
+            self._send(200, b'{"is_success": "true", "job_list": "none"}', request_id, {}, record)
+            return
+        status, answer = sim.list_jobs(project_id, query)
+        if "sloppy_types" in kinds and status == 200:
+            answer = _sloppy_types(answer)
+        if "wrong_types" in kinds and status == 200:
+            answer = _wrong_types(answer)
+        data = json.dumps(answer, separators=(",", ":")).encode()
+        if "truncate" in kinds:
+            data = data[: max(1, len(data) // 2)]
+        self._send(status, data, request_id, {}, record)
+
+    def _send(self, status: int, data: bytes, request_id: str, extra: dict[str, str], record: Recorded) -> None:
+        record.status = status
+        phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else ""
+        head = [f"{self.protocol_version} {status} {phrase}", f"Server: {self.version_string()}",
+                f"Date: {self.date_time_string()}", "Content-Type: application/json;charset=UTF-8",
+                f"Content-Length: {len(data)}", f"X-Request-Id: {request_id}",
+                *(f"{key}: {value}" for key, value in extra.items())]
+        try:
+            self.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + data)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client gave up (its deadline); nothing to do
