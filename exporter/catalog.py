@@ -3,15 +3,15 @@
 :data:`METRICS` gives each metric's name, type, help and labels; the mapping, the renderer, the
 self-metrics, the README table and the contract tests all read it. :data:`JOB_SERIES` gives, for
 each per-job metric, the function from a :class:`~exporter.domain.Job` to its value (None: no
-series) and to its label values: the reference mapping and the fast renderer are both driven by
-it, so a per-job series is written once.
+series) and the job attributes its labels come from: the reference mapping and the fast renderer
+are both driven by it, so a per-job series is written once.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from .domain import Job
 
@@ -94,43 +94,69 @@ LEGACY_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 
 @dataclass(frozen=True)
+class Attr:
+    """A job's value for a series: the attribute at ``path`` (None when any step of it is None),
+    divided by ``divisor``, or, as a ``flag``, a boolean as 0 or 1. A function from a job to a value;
+    being declarative too, the fast renderer writes it inline instead of calling it."""
+
+    path: tuple[str, ...]
+    divisor: int | None = None
+    flag: bool = False
+
+    def __call__(self, job: Job) -> float | None:
+        value: Any = job
+        for name in self.path:
+            value = getattr(value, name)
+            if value is None:
+                return None
+        if self.flag:
+            return 1 if value else 0
+        return value / self.divisor if self.divisor else value  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class Const:
+    """A series whose value is always the same (``dli_job_info``, ``dli_job_status``)."""
+
+    value: int
+
+    def __call__(self, job: Job) -> float:
+        return self.value
+
+
+@dataclass(frozen=True)
 class JobSeries:
-    """A per-job metric: its spec, the value a job gives it (None: no series for that job), and
-    the values of the spec's labels after ``project_id`` and ``job_id``."""
+    """A per-job metric: its spec, the value a job gives it (None: no series for that job), and the
+    job attributes that give the spec's labels after ``project_id`` and ``job_id``."""
 
     spec: MetricSpec
-    value: Callable[[Job], float | None]
-    labels: Callable[[Job], tuple[str, ...]] | None = None
+    value: Attr | Const
+    labels: tuple[str, ...] = ()  # Job attribute names, in the order of spec.labels[2:]
 
-    @property
-    def extra_labels(self) -> tuple[str, ...]:
-        return self.spec.labels[2:]
+    def __post_init__(self) -> None:
+        if self.spec.labels[:2] != (P, JOB) or len(self.spec.labels) != 2 + len(self.labels):
+            raise ValueError(f"{self.spec.name}: labels do not match the spec's")
 
-
-def _flag(value: bool | None) -> int | None:
-    """A boolean as the 0 or 1 of a gauge; None stays absent."""
-    return None if value is None else int(value)
+    def label_values(self, job: Job) -> tuple[str, ...]:
+        return tuple(getattr(job, name) for name in self.labels)
 
 
-def _seconds(ms: int | None) -> float | None:
-    return None if ms is None else ms / 1000
+def _ms(name: str) -> Attr:
+    return Attr((name,), divisor=1000)  # the API's milliseconds, as seconds
 
 
 JOB_SERIES: tuple[JobSeries, ...] = (
-    JobSeries(SPECS["dli_job_info"], lambda job: 1,
-              lambda job: (job.name, job.job_type, job.queue, job.run_mode, job.user_name)),
-    JobSeries(SPECS["dli_job_status"], lambda job: 1, lambda job: (job.status,)),
-    JobSeries(SPECS["dli_job_restarts_total"], lambda job: job.restart_times),
-    JobSeries(SPECS["dli_job_duration_seconds"], lambda job: _seconds(job.duration_ms)),
-    JobSeries(SPECS["dli_job_created_timestamp_seconds"], lambda job: _seconds(job.create_time_ms)),
-    JobSeries(SPECS["dli_job_started_timestamp_seconds"], lambda job: _seconds(job.start_time_ms)),
-    JobSeries(SPECS["dli_job_has_savepoint"], lambda job: _flag(job.has_savepoint)),
-    JobSeries(SPECS["dli_job_compute_units"], lambda job: job.config.cu_number if job.config is not None else None),
-    JobSeries(SPECS["dli_job_parallelism"], lambda job: job.config.parallel_number if job.config is not None else None),
-    JobSeries(SPECS["dli_job_checkpoint_enabled"],
-              lambda job: _flag(job.config.checkpoint_enabled) if job.config is not None else None),
-    JobSeries(SPECS["dli_job_auto_restart_enabled"],
-              lambda job: _flag(job.config.restart_when_exception) if job.config is not None else None),
+    JobSeries(SPECS["dli_job_info"], Const(1), ("name", "job_type", "queue", "run_mode", "user_name")),
+    JobSeries(SPECS["dli_job_status"], Const(1), ("status",)),
+    JobSeries(SPECS["dli_job_restarts_total"], Attr(("restarts",))),
+    JobSeries(SPECS["dli_job_duration_seconds"], _ms("duration_ms")),
+    JobSeries(SPECS["dli_job_created_timestamp_seconds"], _ms("create_time_ms")),
+    JobSeries(SPECS["dli_job_started_timestamp_seconds"], _ms("start_time_ms")),
+    JobSeries(SPECS["dli_job_has_savepoint"], Attr(("savepoint",), flag=True)),
+    JobSeries(SPECS["dli_job_compute_units"], Attr(("config", "compute_units"))),
+    JobSeries(SPECS["dli_job_parallelism"], Attr(("config", "parallelism"))),
+    JobSeries(SPECS["dli_job_checkpoint_enabled"], Attr(("config", "checkpoints"), flag=True)),
+    JobSeries(SPECS["dli_job_auto_restart_enabled"], Attr(("config", "auto_restart"), flag=True)),
 )
 
 

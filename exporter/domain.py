@@ -2,8 +2,8 @@
 
 Plain values that every layer passes around. This module imports nothing of the exporter's own,
 so the layers above it (the DLI side, the sweeper, the metrics, the HTTP side) can all depend on
-it without depending on each other. Upstream field names do not appear here: the DLI schema
-module turns answers into these types.
+it without depending on each other. Upstream field names do not appear here (only the contract's
+label names, which some of them equal): the DLI schema module turns answers into these types.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ UNKNOWN_STATUS = "unknown"  # the contract's status label for a job the API give
 # object.__setattr__), and jobs are built once per job per sweep. Nothing mutates them.
 @dataclass(slots=True)
 class JobConfig:
-    cu_number: int | None
-    parallel_number: int | None
-    checkpoint_enabled: bool
-    restart_when_exception: bool
+    compute_units: int | None
+    parallelism: int | None
+    checkpoints: bool  # automatic checkpoints enabled
+    auto_restart: bool  # restarts on exceptions
 
 
 @dataclass(slots=True)
@@ -36,8 +36,8 @@ class Job:
     create_time_ms: int | None
     start_time_ms: int | None  # None when the job never started
     duration_ms: int | None
-    restart_times: int | None
-    has_savepoint: bool
+    restarts: int | None
+    savepoint: bool  # the job has a savepoint
     config: JobConfig | None
 
 

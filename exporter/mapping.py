@@ -56,6 +56,7 @@ class Family:
 
 
 _job_id = attrgetter("job_id")
+_combination = attrgetter("status", "job_type", "queue", "run_mode")  # the labels of dli_jobs, after project_id
 
 
 def succeeded(snapshot: Snapshot, project_ids: Iterable[str]) -> Iterator[tuple[str, list[Job]]]:
@@ -70,7 +71,7 @@ def summary_family(projects: Iterable[tuple[str, list[Job]]]) -> Family:
     """``dli_jobs``: jobs counted by status, job type, queue and run mode (only combinations that exist)."""
     family = Family("dli_jobs")
     for pid, jobs in projects:
-        counts = Counter((j.status, j.job_type, j.queue, j.run_mode) for j in jobs)
+        counts = Counter(map(_combination, jobs))
         for (status, job_type, queue, run_mode), n in sorted(counts.items()):
             family.add((pid, status, job_type, queue, run_mode), n)
     return family
@@ -88,7 +89,7 @@ def job_families(snapshot: Snapshot, project_ids: Iterable[str], *, per_job: boo
             for s, family in zip(series, families, strict=True):
                 value = s.value(job)
                 if value is not None:
-                    family.add(key if s.labels is None else key + s.labels(job), value)
+                    family.add(key + s.label_values(job), value)
     return [summary_family(projects), *families]
 
 

@@ -24,7 +24,7 @@ from typing import Any, Protocol, cast
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.utils import floatToGoString
 
-from .catalog import JOB, LEGACY_NAME, JobSeries, MetricSpec, P, job_series
+from .catalog import JOB, LEGACY_NAME, Attr, Const, JobSeries, MetricSpec, P, job_series
 from .domain import Job
 
 _go_float = cast(Callable[[float], str], floatToGoString)
@@ -68,7 +68,9 @@ class ValueFormatter:
             if text is None:
                 text = self._previous.get(value)
                 if text is None:
-                    text = _go_float(value)
+                    # Below a million Go's formatting is Python's repr (no exponent sooner): the
+                    # common case of a new duration, without prometheus-client's general path.
+                    text = repr(value) if 0.0 < value < 1_000_000.0 else _go_float(value)
                 self._current[value] = text
             return text
         return _go_float(value)
@@ -166,13 +168,17 @@ def _literal(text: str) -> str:
     return text.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n").replace("{", "{{").replace("}", "}}")
 
 
+def _label_part(labels: Sequence[tuple[str, str]], escaping: str) -> str:
+    """Source, inside an f-string, of ``{a="...",b="..."}``: ``labels`` as (name, expression), sorted here."""
+    if not labels:
+        return ""
+    pairs = [f'{_literal(escape_name(label, escaping))}="{{{expr}}}"' for label, expr in sorted(labels)]
+    return "{{" + ",".join(pairs) + "}}"
+
+
 def _series_fstring(name: str, labels: Sequence[tuple[str, str]], value: str, escaping: str) -> str:
-    """Source of an f-string for one series line: ``labels`` as (name, expression), sorted here."""
-    text = _literal(escape_name(name, escaping))
-    if labels:
-        pairs = [f"{_literal(escape_name(label, escaping))}=\"{{{expr}}}\"" for label, expr in sorted(labels)]
-        text += "{{" + ",".join(pairs) + "}}"
-    return "f'" + text + " {" + value + "}\\n'"
+    """Source of an f-string for one series line; ``value`` is f-string source of the formatted value."""
+    return "f'" + _literal(escape_name(name, escaping)) + _label_part(labels, escaping) + " " + value + "\\n'"
 
 
 LineFunction = Callable[[tuple[str, ...], str], str]
@@ -182,7 +188,7 @@ LineFunction = Callable[[tuple[str, ...], str], str]
 def _line_function(name: str, labels: tuple[str, ...], escaping: str) -> LineFunction:
     """A function (label values in ``labels`` order, formatted value) -> one exposition line.
     Only our own metric and label names (checked legacy names) enter the generated code."""
-    source = "lambda v, x: " + _series_fstring(name, [(label, f"v[{i}]") for i, label in enumerate(labels)], "x",
+    source = "lambda v, x: " + _series_fstring(name, [(label, f"v[{i}]") for i, label in enumerate(labels)], "{x}",
                                                   escaping)
     return cast(LineFunction, eval(source, {}))  # noqa: S307  (literals of our own names only)
 
@@ -244,32 +250,54 @@ def render(families: Iterable[FamilyLike], negotiated: Negotiated, fmt: Format =
 JobRenderer = Callable[[Iterable[Job], str, Format, list[Callable[[str], None]]], None]
 
 
+def _value_source(value: Attr | Const) -> tuple[list[str], str | None, str]:
+    """(statements that set ``x``, the condition for a series or None for always, f-string source
+    of the formatted value) for a table value: the same as calling it, written out."""
+    if isinstance(value, Const):
+        return [], None, _literal(format_value(value.value))
+    head, *rest = value.path
+    lines = [f"x = job.{head}"] + [f"x = x.{name} if x is not None else None" for name in rest]
+    if value.flag:
+        text = '{"1.0" if x else "0.0"}'
+    elif value.divisor:
+        text = f"{{fmt(x / {value.divisor})}}"
+    else:
+        text = "{fmt(x)}"
+    return lines, "x is not None", text
+
+
 @lru_cache(maxsize=16)
 def _job_renderer(series: tuple[JobSeries, ...], escaping: str) -> JobRenderer:
     """A loop over jobs that appends each series' line to its family, generated from the table.
 
-    The hot loop of a scrape, once per job: written out per series (no loop over the table, no
-    sample tuples), with the label values of each labelled series checked for escaping once."""
-    head = ["def render(jobs, p, fmt, appends):"]
-    body = ["    for job in jobs:", "        js = job.job_id"]
-    scope: dict[str, Any] = {"esc": escape_label_value}
+    The hot loop of a scrape, once per job, so it is written out in full: values read inline from
+    the table's attribute paths, the text labels of all series checked for escaping at once, and
+    the ``{job_id=..,project_id=..}`` part that most series share built once per job."""
+    texts = list(dict.fromkeys(name for s in series for name in s.labels))  # each text label's attribute
+    head = ["def render(jobs, p, fmt, appends):", *(f"    a{i} = appends[{i}]" for i in range(len(series)))]
+    body = ["    for job in jobs:",
+            "        js = job.job_id",
+            "        ids = f'" + _label_part([(P, "p"), (JOB, "js")], escaping) + " '"]
+    if texts:
+        body += [f"        t_{name} = job.{name}" for name in texts]
+        body += ["        j = " + " + ".join(f"t_{name}" for name in texts),
+                 """        if '\\\\' in j or '"' in j or '\\n' in j:""",
+                 *(f"            t_{name} = esc(t_{name})" for name in texts)]
     for i, s in enumerate(series):
-        scope[f"v{i}"] = s.value
-        head.append(f"    a{i} = appends[{i}]")
-        exprs = [(P, "p"), (JOB, "js")]
-        if s.labels is not None:
-            scope[f"l{i}"] = s.labels
-            body += [f"        t{i} = l{i}(job)",
-                     f"        j{i} = ''.join(t{i})",
-                     f"        if '\\\\' in j{i} or '\"' in j{i} or '\\n' in j{i}:",
-                     f"            t{i} = tuple(esc(t) for t in t{i})"]
-            exprs += [(label, f"t{i}[{k}]") for k, label in enumerate(s.extra_labels)]
-        if len(exprs) != len(s.spec.labels) or {label for label, _ in exprs} != set(s.spec.labels):
-            raise ValueError(f"{s.spec.name}: its labels function does not match the spec's labels")
-        body += [f"        x = v{i}(job)",
-                 "        if x is not None:",
-                 f"            a{i}({_series_fstring(s.spec.name, exprs, 'fmt(x)', escaping)})"]
-    exec("\n".join(head + body), scope)  # noqa: S102  (generated from our own table: names and indices only)
+        setup, condition, value = _value_source(s.value)
+        if s.labels:
+            pairs = zip(s.spec.labels[2:], s.labels, strict=True)
+            exprs = [(P, "p"), (JOB, "js"), *((label, f"t_{attr}") for label, attr in pairs)]
+            line = _series_fstring(s.spec.name, exprs, value, escaping)
+        else:  # the shared {job_id=..,project_id=..} part
+            line = "f'" + _literal(escape_name(s.spec.name, escaping)) + "{ids}" + value + "\\n'"
+        body += [f"        {statement}" for statement in setup]
+        if condition is None:
+            body.append(f"        a{i}({line})")
+        else:
+            body += [f"        if {condition}:", f"            a{i}({line})"]
+    scope: dict[str, Any] = {"esc": escape_label_value}
+    exec("\n".join(head + body), scope)  # noqa: S102  (generated from our own table: names and paths only)
     return cast(JobRenderer, scope["render"])
 
 

@@ -172,11 +172,19 @@ def parse_job_config(raw: Any, where: str = "job_config") -> JobConfig | None:
         return None
     if not isinstance(raw, dict):
         raise PayloadError(f"{where} is {_kind(raw)}, not an object")
+    get = raw.get
+    cu, parallel = get("cu_number"), get("parallel_number")
+    checkpoint, restart = get("checkpoint_enabled"), get("restart_when_exception")
+    # The fast path, as for jobs: every field of its documented type (or absent).
+    if (((type(cu) is int and INT64_MIN <= cu <= INT64_MAX) or cu is None)
+            and ((type(parallel) is int and INT64_MIN <= parallel <= INT64_MAX) or parallel is None)
+            and (type(checkpoint) is bool or checkpoint is None) and (type(restart) is bool or restart is None)):
+        return JobConfig(cu, parallel, checkpoint is True, restart is True)
     return JobConfig(
-        cu_number=_int_field(raw, "cu_number", where),
-        parallel_number=_int_field(raw, "parallel_number", where),
-        checkpoint_enabled=_bool_field(raw, "checkpoint_enabled", where),
-        restart_when_exception=_bool_field(raw, "restart_when_exception", where),
+        compute_units=_int_field(raw, "cu_number", where),
+        parallelism=_int_field(raw, "parallel_number", where),
+        checkpoints=_bool_field(raw, "checkpoint_enabled", where),
+        auto_restart=_bool_field(raw, "restart_when_exception", where),
     )
 
 
@@ -205,21 +213,22 @@ def parse_job(raw: Any, where: str = "job") -> Job:
         and (type(savepoint) is bool or savepoint is None)
     ):
         return _parse_job_slowly(raw, where)
+    # Positional, in Job's field order (keywords cost more, once per job per sweep). Strings inline,
+    # not through _text(): no call at all for the usual ASCII (isascii() is constant time).
     return Job(
-        job_id=job_id,
-        # Inline, not _text(): no call at all for the usual ASCII (isascii() is constant time).
-        name=(name if name.isascii() else _text(name)) if name else "",
-        job_type=(job_type if job_type.isascii() else _text(job_type)) if job_type else "",
-        status=(status if status.isascii() else _text(status)) if status else UNKNOWN_STATUS,
-        queue=(queue if queue.isascii() else _text(queue)) if queue else "",
-        run_mode=(run_mode if run_mode.isascii() else _text(run_mode)) if run_mode else "",
-        user_name=(user if user.isascii() else _text(user)) if user else "",
-        create_time_ms=created,
-        start_time_ms=start or None,  # 0 means "not started"
-        duration_ms=duration,
-        restart_times=restarts,
-        has_savepoint=savepoint is True,
-        config=parse_job_config(config, where + ".job_config") if config is not None else None,
+        job_id,
+        (name if name.isascii() else _text(name)) if name else "",
+        (job_type if job_type.isascii() else _text(job_type)) if job_type else "",
+        (status if status.isascii() else _text(status)) if status else UNKNOWN_STATUS,
+        (queue if queue.isascii() else _text(queue)) if queue else "",
+        (run_mode if run_mode.isascii() else _text(run_mode)) if run_mode else "",
+        (user if user.isascii() else _text(user)) if user else "",
+        created,
+        start or None,  # 0 means "not started"
+        duration,
+        restarts,
+        savepoint is True,
+        parse_job_config(config, where + ".job_config") if config is not None else None,
     )
 
 
@@ -238,8 +247,8 @@ def _parse_job_slowly(raw: dict[str, Any], where: str) -> Job:
         create_time_ms=_int_field(raw, "create_time", where),
         start_time_ms=_int_field(raw, "start_time", where) or None,
         duration_ms=_int_field(raw, "duration", where),
-        restart_times=_int_field(raw, "restart_times", where),
-        has_savepoint=_bool_field(raw, "has_savepoint", where),
+        restarts=_int_field(raw, "restart_times", where),
+        savepoint=_bool_field(raw, "has_savepoint", where),
         config=parse_job_config(raw.get("job_config"), where + ".job_config"),
     )
 
@@ -260,7 +269,13 @@ def parse_page(payload: Any) -> Page:
         raw_jobs = []
     if not isinstance(raw_jobs, list):
         raise PayloadError("job_list.jobs is not a list")
-    jobs = [parse_job(raw, f"job_list.jobs[{i}]") for i, raw in enumerate(raw_jobs)]
+    try:
+        jobs = [parse_job(raw) for raw in raw_jobs]
+    except PayloadError:
+        # Name the job at fault by its place in the page; only then is the place worth formatting.
+        for i, raw in enumerate(raw_jobs):
+            parse_job(raw, f"job_list.jobs[{i}]")
+        raise
     total = _int_field(job_list, "total_count", "job_list")
     if total is not None and total < 0:
         raise PayloadError("job_list.total_count is negative")
