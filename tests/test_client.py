@@ -237,7 +237,7 @@ def test_sloppy_types_still_give_every_job() -> None:
         result = client.sweep_project("p1", far())
         client.close()
     assert result.ok and len(result.jobs or []) == 120
-    assert all(j.restart_times == 0 and j.duration_ms == 3_600_000 for j in result.jobs or [])
+    assert all(j.restarts == 0 and j.duration_ms == 3_600_000 for j in result.jobs or [])
 
 
 def test_wrong_types_fail_the_project_naming_the_field() -> None:

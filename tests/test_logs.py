@@ -126,3 +126,13 @@ def test_any_text_stays_on_one_line_in_both_formats(value: str) -> None:
             assert json.loads(text)["value"] == value
         else:
             assert logfmt_pairs(text[:-1])["value"] == value
+
+
+@pytest.mark.parametrize(("value", "written"), [
+    ("a=b", '"a=b"'), ("x y", '"x y"'), ('say "hi"', '"say \\"hi\\""'), ("back\\slash", '"back\\\\slash"'),
+    ("", '""'), ("plain", "plain"), ("p-1_2.3", "p-1_2.3"),
+])
+def test_logfmt_quotes_what_would_break_a_pair(value: str, written: str) -> None:
+    """A value with '=', a space, a quote or a backslash (or nothing at all) is quoted, so that
+    readers split key=value pairs where the writer meant."""
+    assert logs._logfmt_value(value) == written

@@ -47,9 +47,9 @@ def test_full_job() -> None:
     parsed = parse_job(job(146, restart_times=4, has_savepoint=True, start_time=1_700_000_000_123))
     assert (parsed.job_id, parsed.name, parsed.status, parsed.queue, parsed.run_mode) == (
         146, "job-146", "job_running", "default", "shared_cluster")
-    assert parsed.restart_times == 4 and parsed.has_savepoint is True
+    assert parsed.restarts == 4 and parsed.savepoint is True
     assert parsed.start_time_ms == 1_700_000_000_123
-    assert parsed.config is not None and parsed.config.cu_number == 2 and parsed.config.checkpoint_enabled
+    assert parsed.config is not None and parsed.config.compute_units == 2 and parsed.config.checkpoints
 
 
 def test_the_documented_example_job() -> None:
@@ -58,7 +58,7 @@ def test_the_documented_example_job() -> None:
            "status": "job_init", "status_desc": "", "create_time": 1578892414688, "duration": 0,
            "root_id": -1, "graph_editor_enabled": False, "has_savepoint": False}
     parsed = parse_job(raw)
-    assert parsed.start_time_ms is None and parsed.restart_times is None and parsed.duration_ms == 0
+    assert parsed.start_time_ms is None and parsed.restarts is None and parsed.duration_ms == 0
     assert parsed.queue == "" and parsed.run_mode == "" and parsed.config is None
 
 
@@ -68,8 +68,8 @@ def test_missing_and_null_fields() -> None:
     assert parsed.job_id == 7
     assert parsed.name == "" and parsed.queue == "" and parsed.user_name == ""
     assert parsed.status == "unknown"
-    assert parsed.start_time_ms is None and parsed.restart_times is None and parsed.duration_ms is None
-    assert parsed.create_time_ms is None and parsed.has_savepoint is False and parsed.config is None
+    assert parsed.start_time_ms is None and parsed.restarts is None and parsed.duration_ms is None
+    assert parsed.create_time_ms is None and parsed.savepoint is False and parsed.config is None
 
 
 def test_numbers_and_booleans_as_strings() -> None:
@@ -77,11 +77,11 @@ def test_numbers_and_booleans_as_strings() -> None:
                         "has_savepoint": "true", "job_config": {"cu_number": "4", "parallel_number": "2",
                                                                 "checkpoint_enabled": "true",
                                                                 "restart_when_exception": "false"}})
-    assert (parsed.restart_times, parsed.duration_ms, parsed.create_time_ms) == (3, 1500, 1_700_000_000_000)
-    assert parsed.has_savepoint is True
+    assert (parsed.restarts, parsed.duration_ms, parsed.create_time_ms) == (3, 1500, 1_700_000_000_000)
+    assert parsed.savepoint is True
     assert parsed.config is not None
-    assert (parsed.config.cu_number, parsed.config.parallel_number) == (4, 2)
-    assert parsed.config.checkpoint_enabled is True and parsed.config.restart_when_exception is False
+    assert (parsed.config.compute_units, parsed.config.parallelism) == (4, 2)
+    assert parsed.config.checkpoints is True and parsed.config.auto_restart is False
 
 
 def test_unknown_status_is_passed_through() -> None:

@@ -23,6 +23,7 @@ import yaml
 from exporter.main import Exporter
 from exporter.simulator import Simulator
 from exporter.web.config import WebConfigError, load_web_config, parse_duration
+from exporter.web.guard import Passwords
 from tests.helpers import COMMAND, clean_environ, free_port, jobs
 
 Start = Callable[..., Exporter]
@@ -166,11 +167,34 @@ def test_a_changed_file_applies_without_a_restart_and_a_broken_one_is_ignored(
     os.utime(path, (time.time() + 5, time.time() + 5))
     time.sleep(1.1)  # the file is looked at no more than once a second
     assert requests.get(url, auth=("p", "first"), timeout=10).status_code == 401
-    assert requests.get(url, auth=("p", "second password"), timeout=10).status_code == 200
+    reloaded = requests.get(url, auth=("p", "second password"), timeout=10)
+    assert reloaded.status_code == 200
+    assert "\ndli_exporter_web_config_last_reload_successful 1.0\n" in reloaded.text
     Path(path).write_text("basic_auth_users: [not, a, mapping")
     os.utime(path, (time.time() + 10, time.time() + 10))
     time.sleep(1.1)
-    assert requests.get(url, auth=("p", "second password"), timeout=10).status_code == 200
+    kept = requests.get(url, auth=("p", "second password"), timeout=10)
+    assert kept.status_code == 200
+    assert "\ndli_exporter_web_config_last_reload_successful 0.0\n" in kept.text  # the failure shows
+
+
+def test_an_unknown_user_is_refused_even_with_the_dummy_password() -> None:
+    """Unknown users are checked against a dummy hash (same work, same answer); its password must
+    not let them in."""
+    passwords = Passwords()
+    users = {"p": bcrypt_hash(PASSWORD).encode()}
+    assert passwords.check(users, "nobody", Passwords.DUMMY_PASSWORD) is False
+    assert passwords.check({}, "nobody", Passwords.DUMMY_PASSWORD) is False
+    assert passwords.check(users, "p", Passwords.DUMMY_PASSWORD) is False
+    assert passwords.check(users, "p", PASSWORD) is True
+
+
+def test_tls_is_at_least_1_2_unless_the_file_says_otherwise(pki: Pki) -> None:
+    context = load_web_config(pki.write({"tls_server_config": TLS})).tls
+    assert context is not None
+    assert (context.minimum_version, context.maximum_version) == (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3)
+    strict = load_web_config(pki.write({"tls_server_config": {**TLS, "min_version": "TLS13"}})).tls
+    assert strict is not None and strict.minimum_version == ssl.TLSVersion.TLSv1_3
 
 
 @pytest.mark.parametrize(("config", "message"), [

@@ -118,7 +118,8 @@ class Handler(BaseHTTPRequestHandler):
             fault = kinds["rate_limit"]
             answer = {"error_code": "APIG.0308", "error_msg": "The throttling threshold has been reached.",
                       "request_id": request_id}
-            self._send(429, json.dumps(answer).encode(), request_id, {"Retry-After": f"{fault.retry_after:g}"}, record)
+            header = fault.retry_after_header if fault.retry_after_header is not None else f"{fault.retry_after:g}"
+            self._send(429, json.dumps(answer).encode(), request_id, {"Retry-After": header}, record)
             return
         if "error" in kinds:
             fault = kinds["error"]

@@ -12,7 +12,8 @@ class Fault:
     ``times`` is how many matching requests it hits (None: all of them).
 
     kinds: ``error`` (``status`` with a DLI/APIG error body), ``rate_limit`` (429 with
-    ``Retry-After: retry_after``), ``truncate`` (a 200 whose JSON is cut short), ``hang`` (wait
+    ``Retry-After: retry_after``, or ``retry_after_header`` as it is), ``truncate`` (a 200 whose
+    JSON is cut short), ``hang`` (wait
     ``seconds`` before answering), ``latency`` (extra ``seconds``), ``drop`` (close the connection
     without an answer), ``sloppy_types`` (numbers and booleans as strings, some nulls: all
     still meaning the same), ``wrong_types`` (a value that cannot be read as its field's type),
@@ -30,6 +31,7 @@ class Fault:
     error_code: str = "DLI.0999"
     error_msg: str = "Server system error."
     retry_after: float = 1.0
+    retry_after_header: str | None = None
     seconds: float = 0.0
     body: bytes = b""
 

@@ -47,7 +47,7 @@ class _Bucket:
             return False
 
 
-class _Passwords:
+class Passwords:
     """bcrypt checks, remembered: a hash costs ~70 ms at cost 10, and Prometheus sends the same
     credentials on every scrape. One check runs at a time, so bad guesses cannot eat every core."""
 
@@ -91,7 +91,7 @@ class Protected:
     def __init__(self, app: WsgiApp, source: WebConfigSource) -> None:
         self._app = app
         self._source = source
-        self._passwords = _Passwords()
+        self._passwords = Passwords()
         self._bucket = _Bucket()
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:

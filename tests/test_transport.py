@@ -1,0 +1,69 @@
+"""The transport alone: the one classification, Retry-After, and deadlines that bound every call."""
+
+from __future__ import annotations
+
+import time
+from email.utils import formatdate
+
+import pytest
+
+from exporter.dli.transport import Outcome, classify, retry_after_seconds
+from exporter.simulator import Fault, Simulator
+from tests.helpers import jobs, running_exporter, settings_for
+from tests.test_faults import scrape
+
+
+@pytest.mark.parametrize(("status", "code", "decoded", "parsed", "outcome"), [
+    (200, "", True, True, Outcome.OK),
+    (None, "", True, True, Outcome.RETRY),  # no answer
+    (200, "", False, False, Outcome.RETRY),  # cut short: not JSON
+    (200, "", True, False, Outcome.FATAL),  # JSON, but not what was asked for
+    (200, "DLI.0999", True, False, Outcome.RETRY),  # is_success false, DLI's own hiccup
+    (200, "DLI.0001", True, False, Outcome.FATAL),
+    (400, "DLI.0999", True, True, Outcome.RETRY),  # DLI.0999 comes with HTTP 400
+    (400, "DLI.0001", True, True, Outcome.FATAL),
+    (401, "APIG.0301", True, True, Outcome.AUTH),
+    (403, "", True, True, Outcome.AUTH),
+    (404, "DLI.0023", True, True, Outcome.FATAL),
+    (429, "APIG.0308", True, True, Outcome.RETRY),
+    (500, "", False, False, Outcome.RETRY),
+    (503, "APIG.0201", True, True, Outcome.RETRY),
+    (307, "", False, False, Outcome.FATAL),  # redirects are never followed
+    (201, "", True, True, Outcome.FATAL),  # the list API answers 200, nothing else
+])
+def test_classify(status: int | None, code: str, decoded: bool, parsed: bool, outcome: Outcome) -> None:
+    assert classify(status, code, decoded=decoded, parsed=parsed) is outcome
+
+
+def test_retry_after_in_seconds_or_as_an_http_date() -> None:
+    now = 1_764_000_000.0
+    assert retry_after_seconds("2.5", now) == 2.5
+    assert retry_after_seconds("-3", now) == 0.0
+    assert retry_after_seconds(formatdate(now + 7, usegmt=True), now) == pytest.approx(7.0)
+    assert retry_after_seconds(formatdate(now - 60, usegmt=True), now) == 0.0  # already past
+    assert retry_after_seconds(None, now) is None and retry_after_seconds("", now) is None
+    assert retry_after_seconds("soon", now) is None
+
+
+def test_a_retry_after_date_is_waited_for() -> None:
+    """Over HTTP: a 429 whose Retry-After is a date a second ahead is retried after that second."""
+    with Simulator({"p1": jobs(5)}) as sim:
+        sim.add_fault(Fault("rate_limit", times=1, retry_after_header=formatdate(time.time() + 1.5, usegmt=True)))
+        with running_exporter(settings_for(sim)) as exporter:
+            got = scrape(exporter, timeout=5)
+        times = [r.at for r in sim.recorded()]
+    assert got.up("p1") == 1
+    # The date has whole seconds: at least half a second, and no 0-second retry in the same window.
+    assert len(times) == 2 and times[1] - times[0] >= 0.5
+
+
+def test_a_hung_call_ends_at_the_deadline_and_frees_its_worker() -> None:
+    """A call's timeout is what is left of the scrape, not the configured request timeout: the
+    hung call gives its page worker back at the deadline, so the next scrape reads in time."""
+    with Simulator({"p1": jobs(5)}) as sim:
+        sim.add_fault(Fault("hang", times=1, seconds=6))
+        with running_exporter(settings_for(sim, concurrency=1, request_timeout_seconds=60)) as exporter:
+            first = scrape(exporter, timeout=1)
+            second = scrape(exporter, timeout=1)
+    assert first.up("p1") == 0
+    assert second.up("p1") == 1 and second.seconds < 1
