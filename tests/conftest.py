@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from hypothesis import settings
 
+from exporter import render
 from exporter.main import Exporter
 from exporter.simulator import Simulator
 from tests.helpers import jobs, running_exporter, settings_for
@@ -24,6 +25,14 @@ if os.environ.get("CI"):
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden"
+
+
+@pytest.fixture(autouse=True)
+def fresh_renderers() -> None:
+    """Each test generates the renderer's functions anew: a cache filled by an earlier test (or by
+    make mutate's first run, which the mutants fork from) would hide a change in the generator."""
+    render._job_renderer.cache_clear()
+    render._line_function.cache_clear()
 
 
 @pytest.fixture(autouse=True)

@@ -66,6 +66,9 @@ def test_a_busy_port_exits_2_naming_the_setting() -> None:
         result = run([], {**GOOD, "DLI_EXPORTER_LISTEN_ADDRESS": f"127.0.0.1:{port}"})
     assert result.returncode == 2 and "DLI_EXPORTER_LISTEN_ADDRESS" in result.stderr
     assert "Traceback" not in result.stderr
+    # The address is taken, not invalid: the message says so, on one line.
+    assert result.stderr.strip() == (f"dli-exporter: cannot listen on 127.0.0.1:{port}: Address already in use "
+                                     "(DLI_EXPORTER_LISTEN_ADDRESS)")
 
 
 @pytest.fixture

@@ -157,3 +157,42 @@ def test_list_query_asks_for_everything_in_order() -> None:
     assert params == {"limit": "100", "offset": "200", "order": "asc", "show_detail": "true",
                       "queue_name": "q", "job_type": "flink_jar_job"}
     assert "show_detail" not in dict(list_query(0, {}, View.SUMMARY))
+
+
+def test_documented_types_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Jobs whose fields have their documented types are read without the strict converters, which
+    cost several times as much; everything else takes them (and the slow path gives the same)."""
+    from exporter.dli import schema
+
+    def refuse(*args: Any) -> Any:
+        raise AssertionError("the slow path was taken")
+
+    typed = {**job(7), "job_id": 2**63 - 1, "create_time": -(2**63), "start_time": 0, "duration": 2**63 - 1,
+             "restart_times": 0, "has_savepoint": None,
+             "job_config": {"cu_number": 2**63 - 1, "parallel_number": -(2**63), "checkpoint_enabled": None,
+                            "restart_when_exception": False}}
+    lowest = {**typed, "job_id": -(2**63), "create_time": 2**63 - 1, "start_time": -(2**63), "duration": -(2**63),
+              "restart_times": 2**63 - 1, "has_savepoint": True,
+              "job_config": {"cu_number": -(2**63), "parallel_number": 2**63 - 1, "checkpoint_enabled": True}}
+    bare = {"job_id": 0, "job_config": {}}  # every other field missing: None, as documented
+    with monkeypatch.context() as patched:
+        patched.setattr(schema, "_parse_job_slowly", refuse)
+        patched.setattr(schema, "_int_field", refuse)
+        patched.setattr(schema, "_bool_field", refuse)
+        fast = parse_job(typed)
+        others = [parse_job(lowest), parse_job(bare)]
+    assert fast == schema._parse_job_slowly(typed, "job")  # the strict path reads it the same
+    assert others == [schema._parse_job_slowly(lowest, "job"), schema._parse_job_slowly(bare, "job")]
+    assert (fast.job_id, fast.create_time_ms, fast.start_time_ms, fast.restarts, fast.savepoint) == (
+        2**63 - 1, -(2**63), None, 0, False)
+    assert fast.config is not None and (fast.config.compute_units, fast.config.parallelism) == (2**63 - 1, -(2**63))
+    assert (fast.config.checkpoints, fast.config.auto_restart) == (False, False)
+    for sloppy in ({"job_id": "7"}, {"job_id": 7, "restart_times": "1"}, {"job_id": 7, "has_savepoint": "true"},
+                   {"job_id": 7, "name": 5}, {"job_id": 7, "job_config": {"cu_number": "2"}},
+                   {"job_id": 7, "job_config": {"checkpoint_enabled": 1}}, {"job_id": 2**63}):
+        with monkeypatch.context() as patched:
+            patched.setattr(schema, "_parse_job_slowly", refuse)
+            patched.setattr(schema, "_int_field", refuse)
+            patched.setattr(schema, "_bool_field", refuse)
+            with pytest.raises(AssertionError, match="slow path"):
+                parse_job(sloppy)

@@ -134,3 +134,17 @@ def test_the_project_label_is_escaped_too() -> None:
     formatter = ValueFormatter()
     collector = DliCollector(FixedSource(snapshot), ApiStats(), [NASTY], show_detail=True)
     assert render(collector.fast_families(formatter), negotiated, formatter) == encoder(registry)
+
+
+def test_generated_code_quotes_any_constant_text() -> None:
+    """The generators' literal pieces escape what an f-string or a Python string would read
+    otherwise (our names never hold these; the helper must not rely on it)."""
+    from exporter.render import _label_part, _literal, _series_fstring
+
+    tricky = "a\\b'c\nd{e}"
+    assert eval("f'" + _literal(tricky) + "'") == tricky  # noqa: S307  (a literal of our own)
+    assert _label_part([], "underscores") == ""
+    assert _label_part([("b", "y"), ("a", "x")], "underscores") == '{{a="{x}",b="{y}"}}'
+    assert _label_part([("job_id", "x")], "dots") == '{{job__id="{x}"}}'
+    line = _series_fstring("m_x", [("b", "v1"), ("a", "v0")], "{v2}", "underscores")
+    assert eval(line, {"v0": "0", "v1": "1", "v2": "2.0"}) == 'm_x{a="0",b="1"} 2.0\n'  # noqa: S307
