@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
@@ -18,7 +18,7 @@ from prometheus_client.registry import Collector
 from .catalog import METRICS, ORDER
 from .domain import ScrapeRequest, Snapshot
 from .mapping import Family, exporter_families, health_families, job_families, succeeded, summary_family
-from .render import Format, RenderedFamily, render_job_families
+from .render import FamilyLike, Format, RenderedFamily, render_job_families
 from .selfmetrics import ApiStats
 
 
@@ -33,9 +33,10 @@ class SnapshotSource(Protocol):
 
 
 AnyFamily = Family | RenderedFamily
+F = TypeVar("F", bound=FamilyLike)
 
 
-def _in_table_order(families: Iterable[AnyFamily]) -> list[AnyFamily]:
+def _in_table_order(families: Iterable[F]) -> list[F]:
     return sorted(families, key=lambda f: ORDER[f.name])
 
 
@@ -68,7 +69,7 @@ class DliCollector(Collector):
                 *self._stats.families(),
                 *exporter_families(sweeps=self._source.sweeps, cache_hits=self._source.cache_hits)]
 
-    def families(self, scrape: ScrapeRequest | None = None) -> list[AnyFamily]:
+    def families(self, scrape: ScrapeRequest | None = None) -> list[Family]:
         """This scrape's families, sweeping (or reusing a sweep) within the scrape's deadline."""
         scrape = self._request(scrape)
         snapshot = self._source.get(scrape.deadline)
@@ -89,5 +90,4 @@ class DliCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         for family in self.families():
-            if isinstance(family, Family):
-                yield family.to_metric()
+            yield family.to_metric()

@@ -361,6 +361,8 @@ class TestIamLogin:
         client.close()
         assert not result.ok
         assert "IAM login failed" in (result.error or "") and "wrong-Pa55word" not in (result.error or "")
+        # The login failed, so no API call was made: none is counted, and the login once, as refused.
+        assert client.stats.requests == {} and client.stats.logins == {("p1", "401"): 1}
         assert "wrong-Pa55word" not in repr(client) and "wrong-Pa55word" not in repr(client.settings)
 
 

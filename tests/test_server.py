@@ -154,3 +154,20 @@ def test_a_bug_answers_500_and_logs_one_event(caplog: pytest.LogCaptureFixture) 
     assert answer == ["500 Internal Server Error"] and b"".join(body) == b"internal error\n"
     [record] = [r for r in caplog.records if r.name == "exporter.web.app"]
     assert record.levelname == "ERROR" and "RuntimeError: bug" in record.__dict__["error"]
+
+
+def test_a_format_without_a_fast_path_is_encoded_by_prometheus_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Should prometheus-client negotiate a format we cannot render, its own encoder answers."""
+    from prometheus_client.exposition import generate_latest
+
+    from exporter.collector import DliCollector
+    from exporter.web import app as app_module
+    from tests.test_collector import FixedSource, golden_snapshot, golden_stats, registry_for
+
+    real = app_module.negotiate
+    monkeypatch.setattr(app_module, "negotiate", lambda accept: (None, *real(accept)[1:]))
+    collector = DliCollector(FixedSource(golden_snapshot()), golden_stats(), ["p1", "p2", "p3"], show_detail=True)
+    status: list[str] = []
+    body = b"".join(app_module.MetricsApp(collector, 10.0)({"PATH_INFO": "/metrics", "REQUEST_METHOD": "GET"},
+                                                          lambda s, _h: status.append(s)))
+    assert status == ["200 OK"] and body == generate_latest(registry_for(golden_snapshot()))

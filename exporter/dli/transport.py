@@ -202,13 +202,14 @@ class Transport:
                     raise
 
     def _fetch_once(self, url: str, project_id: str, auth: Auth, deadline: float, parse: Callable[[Any], T]) -> T:
+        request = _prepare("GET", url, {schema.PROJECT_HEADER: project_id}, None)
+        auth(request)  # signs every header present, so it comes last; an IAM login is not an API call
         remaining = deadline - self._clock()
         if remaining <= 0 or self._closed.is_set():
             raise DliApiError("scrape deadline reached before the call was made", Outcome.FATAL)
         started = self._clock()
         try:
-            answer = self._exchange("GET", url, {schema.PROJECT_HEADER: project_id}, None, auth=auth,
-                                    timeout=min(self._timeout, remaining))
+            answer = self._send(request, timeout=min(self._timeout, remaining))
         except DliApiError:
             self._stats.observe(project_id, "error", self._clock() - started)
             raise
@@ -231,18 +232,10 @@ class Transport:
         timeout = min(self._timeout, 10.0, max(0.0, deadline - self._clock()))
         if timeout <= 0 or self._closed.is_set():
             raise DliApiError("scrape deadline reached before the call was made", Outcome.FATAL)
-        return self._exchange("POST", url, {}, body, auth=None, timeout=timeout)
+        return self._send(_prepare("POST", url, {}, body), timeout=timeout)
 
-    def _exchange(self, method: str, url: str, headers: dict[str, str], body: bytes | None, *, auth: Auth | None,
-                  timeout: float) -> Answer:
-        request = requests.PreparedRequest()
-        request.prepare_method(method)
-        request.prepare_url(url, None)
-        request.prepare_headers({**HEADERS, **headers})
-        request.prepare_body(body, None)
+    def _send(self, request: requests.PreparedRequest, *, timeout: float) -> Answer:
         try:
-            if auth is not None:
-                auth(request)  # signs every header present, so it comes last
             # Never redirected (the adapter does not follow): a Location header must not take the
             # token or the password elsewhere. The API never redirects; a 3xx is an error.
             resp = self._adapter.send(request, timeout=timeout, stream=True)
@@ -266,6 +259,15 @@ class Transport:
         """Stop retrying and waiting, and close the connections."""
         self._closed.set()
         self._adapter.close()
+
+
+def _prepare(method: str, url: str, headers: dict[str, str], body: bytes | None) -> requests.PreparedRequest:
+    request = requests.PreparedRequest()
+    request.prepare_method(method)
+    request.prepare_url(url, None)
+    request.prepare_headers({**HEADERS, **headers})
+    request.prepare_body(body, None)
+    return request
 
 
 def retry_after_seconds(value: str | None, now: float) -> float | None:
