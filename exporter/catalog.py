@@ -84,6 +84,27 @@ METRICS: tuple[MetricSpec, ...] = (
                (), "self"),
 )
 SPECS = {spec.name: spec for spec in METRICS}
+
+
+class SpecFamily:
+    """A family of the table: its name (as exposed), type and help come from its spec."""
+
+    __slots__ = ("spec",)
+
+    def __init__(self, spec: MetricSpec) -> None:
+        self.spec = spec
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def type(self) -> str:
+        return self.spec.type
+
+    @property
+    def help(self) -> str:
+        return self.spec.help
 ORDER = {spec.name: index for index, spec in enumerate(METRICS)}  # families are exposed in table order
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)

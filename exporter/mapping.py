@@ -15,33 +15,21 @@ from operator import attrgetter
 from prometheus_client.metrics_core import Metric
 
 from . import __version__
-from .catalog import SPECS, MetricSpec, job_series
+from .catalog import SPECS, SpecFamily, job_series
 from .domain import Job, Snapshot
 
 Sample = tuple[str, tuple[str, ...], tuple[str, ...], float]  # sample name, label names, label values, value
 
 
-class Family:
+class Family(SpecFamily):
     """One metric family's samples, cheap to fill: label values are plain tuples in the order of
     the spec's labels. :meth:`to_metric` gives prometheus-client's form for its encoders."""
 
-    __slots__ = ("samples", "spec")
+    __slots__ = ("samples",)
 
     def __init__(self, name: str) -> None:
-        self.spec: MetricSpec = SPECS[name]
+        super().__init__(SPECS[name])
         self.samples: list[Sample] = []
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    @property
-    def type(self) -> str:
-        return self.spec.type
-
-    @property
-    def help(self) -> str:
-        return self.spec.help
 
     def add(self, values: tuple[str, ...], value: float) -> None:
         self.samples.append((self.spec.name, self.spec.labels, values, value))

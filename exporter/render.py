@@ -24,7 +24,7 @@ from typing import Any, Protocol, cast
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.utils import floatToGoString
 
-from .catalog import JOB, LEGACY_NAME, Attr, Const, JobSeries, MetricSpec, P, job_series
+from .catalog import JOB, LEGACY_NAME, Attr, Const, JobSeries, MetricSpec, P, SpecFamily, job_series
 from .domain import Job
 
 _go_float = cast(Callable[[float], str], floatToGoString)
@@ -141,26 +141,14 @@ class FamilyLike(Protocol):
     def help(self) -> str: ...
 
 
-class RenderedFamily:
+class RenderedFamily(SpecFamily):
     """A family whose sample lines are already rendered: the fast path's per-job families."""
 
-    __slots__ = ("lines", "spec")
+    __slots__ = ("lines",)
 
     def __init__(self, spec: MetricSpec) -> None:
-        self.spec = spec
+        super().__init__(spec)
         self.lines: list[str] = []
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    @property
-    def type(self) -> str:
-        return self.spec.type
-
-    @property
-    def help(self) -> str:
-        return self.spec.help
 
 
 def _literal(text: str) -> str:
