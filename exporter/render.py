@@ -187,13 +187,9 @@ def _sample_lines(family: FamilyLike, fmt: Format, escaping: str, out: list[str]
         out.extend(rendered)
         return
     samples: list[tuple[str, tuple[str, ...], tuple[str, ...], float]] = getattr(family, "samples")  # noqa: B009
-    current: tuple[str, tuple[str, ...]] | None = None
-    line = _line_function("x", (), escaping)
     append = out.append
     for name, labels, values, value in samples:
-        if current is None or labels is not current[1] or name != current[0]:
-            current = (name, labels)
-            line = _line_function(name, labels, escaping)
+        line = _line_function(name, labels, escaping)  # cached: a few hundred such samples a scrape
         # Label values rarely need escaping: one scan of them all instead of a call per value.
         if needs_escape("".join(values)):
             append(line(tuple(escape_label_value(v) for v in values), fmt(value)))

@@ -94,6 +94,22 @@ def test_an_unknown_credential_is_a_bug_not_a_guess() -> None:
         creds.auth_for(target("p1", IAM), 1.0)
 
 
+def test_a_rejected_token_is_dropped_and_logged_once_with_the_request_id() -> None:
+    tokens = iter(["t1", "t2"])
+    creds = Credentials({IAM: LOGIN}, lambda *a: Token(SecretStr(next(tokens)), time.time() + 3600))
+    auth = creds.auth_for(target("p1", IAM), 1.0)
+    request = requests.Request("GET", "http://dli.invalid/").prepare()
+    auth(request)
+    with captured_logs("info") as log:
+        assert auth.reject("rid-9") is True
+    assert log.getvalue().splitlines() == [
+        line for line in log.getvalue().splitlines()
+        if ' msg="IAM token rejected, logging in again" project_id=p1 request_id=rid-9' in line]
+    assert len(log.getvalue().splitlines()) == 1
+    auth(request)
+    assert request.headers["X-Auth-Token"] == "t2"  # the next call logged in again
+
+
 def test_a_token_that_was_never_sent_is_not_rejected() -> None:
     """A login that failed sent no token: no second login on the same call."""
     creds = Credentials({IAM: LOGIN}, lambda *a: Token(SecretStr("t"), time.time() + 3600))

@@ -105,16 +105,18 @@ TEXT_FIELDS = [f.name for f in dataclasses.fields(Job) if f.type in ("str", str)
 
 @pytest.mark.parametrize("field", TEXT_FIELDS)
 @pytest.mark.parametrize("accept", [PROMETHEUS_2, PROMETHEUS_3, ""])
-def test_any_text_field_is_escaped_as_prometheus_client_escapes_it(field: str, accept: str) -> None:
+@pytest.mark.parametrize("text", [NASTY, 'say "hi"', "back\\slash", "two\nlines"])
+def test_any_text_field_is_escaped_as_prometheus_client_escapes_it(field: str, accept: str, text: str) -> None:
     """Whichever label a text field feeds, in whichever per-job series: a quote, a backslash or a
-    newline in it is escaped exactly as prometheus-client does (else the line would not parse)."""
-    snapshot = Snapshot({"p1": ProjectResult("p1", [_job(**{field: NASTY}), _job(job_id=8)], None, 0.1, 1.0)},
+    newline in it, alone or together, is escaped exactly as prometheus-client does (else the
+    line would not parse)."""
+    snapshot = Snapshot({"p1": ProjectResult("p1", [_job(**{field: text}), _job(job_id=8)], None, 0.1, 1.0)},
                         {"p1": 1.0})
     ours, theirs = both(snapshot, accept)
     assert ours == theirs
     parse = parse_openmetrics if b"# EOF" in ours else parse_text
     values = {v for f in parse(ours.decode()) for s in f.samples for v in s.labels.values()}
-    assert NASTY in values
+    assert text in values
 
 
 def test_every_labelled_job_series_is_covered_by_the_text_fields() -> None:

@@ -7,6 +7,7 @@ import time
 
 from exporter.domain import Credential, ProjectResult, Target, View
 from exporter.sweeper import WAITED_TOO_LONG, Sweeper
+from tests.helpers import captured_logs
 
 CREDENTIAL = Credential("aksk", "AK")
 P1 = Target("p1", "http://127.0.0.1:1", CREDENTIAL)
@@ -23,10 +24,12 @@ class SlowSource:
         self.lock = threading.Lock()
         self.release = threading.Event()
         self.release.set()
+        self.asked: list[tuple[View, float]] = []
 
     def read(self, target: Target, view: View, deadline: float) -> ProjectResult:
         with self.lock:
             self.calls[target.project_id] = n = self.calls.get(target.project_id, 0) + 1
+            self.asked.append((view, deadline))
         self.release.wait(10)
         time.sleep(self.seconds)
         jobs = [] if self.ok else None
@@ -54,10 +57,12 @@ def test_concurrent_scrapes_share_one_sweep() -> None:
 
 def test_cache_zero_sweeps_on_every_scrape() -> None:
     source = SlowSource()
-    sweeper = sweeper_for(source)
-    sweeper.get([P1], time.monotonic() + 5)
-    sweeper.get([P1], time.monotonic() + 5)
+    sweeper = Sweeper(source.read, View.DETAIL, 0)
+    deadlines = [time.monotonic() + 5, time.monotonic() + 6]
+    for deadline in deadlines:
+        sweeper.get([P1], deadline)
     assert source.calls == {"p1": 2} and sweeper.cache_hits == 0
+    assert source.asked == [(View.DETAIL, deadlines[0]), (View.DETAIL, deadlines[1])]  # the view, the deadline
 
 
 def test_cache_reuses_a_fresh_sweep_only() -> None:
@@ -123,6 +128,18 @@ def test_scrapes_that_wait_on_a_failed_sweep_get_its_failure() -> None:
         t.join()
     errors = {s.results["p1"].error for s in snaps}
     assert errors == {"internal error: RuntimeError('bug')"}
+
+
+def test_a_broken_sweep_is_one_logged_error() -> None:
+    def broken(target: Target, view: View, deadline: float) -> ProjectResult:
+        raise RuntimeError("bug")
+
+    sweeper = Sweeper(broken, View.SUMMARY, 0)
+    with captured_logs("info") as log:
+        sweeper.get([P1], time.monotonic() + 5)
+    [line] = log.getvalue().splitlines()
+    assert 'level=error logger=exporter.sweeper msg="sweep failed unexpectedly" project_id=p1' in line
+    assert line.endswith(" error=RuntimeError('bug')")
 
 
 def test_last_success_survives_a_failed_sweep() -> None:
