@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import requests
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families as parse_text
@@ -191,6 +191,7 @@ def _serve_once(self: Exporter) -> None:
 
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.booleans(), st.dictionaries(st.sampled_from(SETTING_NAMES), ENV_TEXT, max_size=6))
+@example(True, {"DLI_EXPORTER_LOG_FORMAT": "JSON"})  # found by random exploration: the log is JSON then
 def test_any_environment_starts_or_exits_2_naming_the_setting(start_valid: bool, env: dict[str, str]) -> None:
     full = {**(VALID if start_valid else {}), **env}
     stderr = io.StringIO()
@@ -208,4 +209,4 @@ def test_any_environment_starts_or_exits_2_naming_the_setting(start_valid: bool,
         assert named in known_env_names()
     else:
         assert code == 0, output
-        assert "msg=listening" in output
+        assert "msg=listening" in output or '"msg": "listening"' in output

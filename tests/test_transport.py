@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import time
 from email.utils import formatdate
 
 import pytest
 
-from exporter.dli.transport import Outcome, classify, retry_after_seconds
+from exporter.dli.schema import PayloadError, parse_page
+from exporter.dli.transport import Outcome, _json_or_none, classify, retry_after_seconds
 from exporter.simulator import Fault, Simulator
 from tests.helpers import jobs, running_exporter, settings_for
 from tests.test_faults import scrape
@@ -67,3 +69,21 @@ def test_a_hung_call_ends_at_the_deadline_and_frees_its_worker() -> None:
             second = scrape(exporter, timeout=1)
     assert first.up("p1") == 0
     assert second.up("p1") == 1 and second.seconds < 1
+
+
+def test_answers_decode_as_json_reads_them_whatever_orjson_refuses() -> None:
+    """orjson decodes; what it refuses and json reads (lone surrogates, NaN, integers past 64
+    bits) json reads, so an answer means the same either way; what neither reads is None."""
+    assert _json_or_none(b'{"a": [1, "x", true, null, 1.5]}') == {"a": [1, "x", True, None, 1.5]}
+    assert _json_or_none(b'{"name": "\\ud800"}') == {"name": "\ud800"}
+    # Past 64 bits orjson gives a float where json gives an int; the schema refuses both alike.
+    huge = (b'{"is_success": "true", "job_list": {"total_count": 1, '
+            b'"jobs": [{"job_id": 123456789012345678901234567890}]}}')
+    with pytest.raises(PayloadError) as ours:
+        parse_page(_json_or_none(huge))
+    with pytest.raises(PayloadError) as theirs:
+        parse_page(json.loads(huge))
+    assert str(ours.value) == str(theirs.value) == "job_list.jobs[0].job_id is a number that is not a 64-bit integer"
+    nan = _json_or_none(b'{"v": NaN}')
+    assert nan is not None and nan["v"] != nan["v"]
+    assert _json_or_none(b'{"cut": "sho') is None and _json_or_none(b"") is None

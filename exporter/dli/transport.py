@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol, TypeVar
 
+import orjson
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
@@ -286,6 +287,12 @@ def retry_after_seconds(value: str | None, now: float) -> float | None:
 
 
 def _json_or_none(content: bytes) -> Any:
+    try:
+        return orjson.loads(content)
+    except orjson.JSONDecodeError:
+        pass
+    # What orjson refuses and json reads (lone surrogates, NaN), json reads: the answer means the
+    # same either way. (Integers past 64 bits orjson reads as floats; the schema refuses both.)
     try:
         return json.loads(content)
     except ValueError:
