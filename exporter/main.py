@@ -34,13 +34,10 @@ EXIT_CONFIG = 2
 class Exporter:
     """The running exporter: HTTP server, sweeper and DLI side, built by :func:`build_exporter`."""
 
-    def __init__(self, settings: Settings, *, api: DliApi, sweeper: Sweeper, collector: DliCollector,
-                 stats: ApiStats, server: WSGIServer) -> None:
+    def __init__(self, settings: Settings, *, api: DliApi, sweeper: Sweeper, server: WSGIServer) -> None:
         self.settings = settings
         self.api = api
         self.sweeper = sweeper
-        self.collector = collector
-        self.stats = stats
         self.server = server
         self._stopping = threading.Event()
 
@@ -112,7 +109,7 @@ def build_exporter(settings: Settings) -> Exporter:
         sweeper.close()
         api.close()
         raise ListenError(settings.listen_address, exc.strerror or str(exc)) from None
-    return Exporter(settings, api=api, sweeper=sweeper, collector=collector, stats=stats, server=server)
+    return Exporter(settings, api=api, sweeper=sweeper, server=server)
 
 
 def serve(settings: Settings, *, demo: bool = False) -> int:

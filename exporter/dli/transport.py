@@ -205,12 +205,10 @@ class Transport:
     def _fetch_once(self, url: str, project_id: str, auth: Auth, deadline: float, parse: Callable[[Any], T]) -> T:
         request = _prepare("GET", url, {schema.PROJECT_HEADER: project_id}, None)
         auth(request)  # signs every header present, so it comes last; an IAM login is not an API call
-        remaining = deadline - self._clock()
-        if remaining <= 0 or self._closed.is_set():
-            raise DliApiError("scrape deadline reached before the call was made", Outcome.FATAL)
+        timeout = self._time_left(deadline, self._timeout)
         started = self._clock()
         try:
-            answer = self._send(request, timeout=min(self._timeout, remaining))
+            answer = self._send(request, timeout=timeout)
         except DliApiError:
             self._stats.observe(project_id, "error", self._clock() - started)
             raise
@@ -230,10 +228,14 @@ class Transport:
         """One POST (an IAM login), no retries: the call that needs it retries as a whole.
 
         Raises DliApiError when no answer came; an answer of any status is returned."""
-        timeout = min(self._timeout, 10.0, max(0.0, deadline - self._clock()))
-        if timeout <= 0 or self._closed.is_set():
+        return self._send(_prepare("POST", url, {}, body), timeout=self._time_left(deadline, min(self._timeout, 10.0)))
+
+    def _time_left(self, deadline: float, cap: float) -> float:
+        """A call's timeout: what is left before ``deadline``, at most ``cap``; an error when nothing is."""
+        remaining = deadline - self._clock()
+        if remaining <= 0 or self._closed.is_set():
             raise DliApiError("scrape deadline reached before the call was made", Outcome.FATAL)
-        return self._send(_prepare("POST", url, {}, body), timeout=timeout)
+        return min(cap, remaining)
 
     def _send(self, request: requests.PreparedRequest, *, timeout: float) -> Answer:
         try:
