@@ -20,8 +20,8 @@ UNKNOWN_STATUS = "unknown"  # the contract's status label for a job the API give
 class JobConfig:
     compute_units: int | None
     parallelism: int | None
-    checkpoints: bool  # automatic checkpoints enabled
-    auto_restart: bool  # restarts on exceptions
+    checkpoints: bool | None  # automatic checkpoints enabled; None when the API does not say
+    auto_restart: bool | None  # restarts on exceptions; None when the API does not say
 
 
 @dataclass(slots=True)
@@ -37,7 +37,7 @@ class Job:
     start_time_ms: int | None  # None when the job never started
     duration_ms: int | None
     restarts: int | None
-    savepoint: bool  # the job has a savepoint
+    savepoint: bool | None  # the job has a savepoint; None when the API does not say
     config: JobConfig | None
 
 
@@ -95,6 +95,7 @@ class ProjectResult:
     finished_at: float  # epoch seconds
     pages: int = 0
     total_count: int | None = None
+    detail_at: float | None = None  # epoch seconds: when the detail view merged in was read
 
     @property
     def ok(self) -> bool:

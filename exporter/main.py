@@ -20,6 +20,7 @@ from .dli.api import DliApi
 from .selfmetrics import ApiStats
 from .settings import ConfigError, Settings, parse_listen_address
 from .sweeper import MAX_WORKERS, Sweeper
+from .views import Views
 from .web import server as http_server
 from .web.app import MetricsApp
 from .web.config import WebConfigError, WebConfigSource
@@ -34,9 +35,11 @@ EXIT_CONFIG = 2
 class Exporter:
     """The running exporter: HTTP server, sweeper and DLI side, built by :func:`build_exporter`."""
 
-    def __init__(self, settings: Settings, *, api: DliApi, sweeper: Sweeper, server: WSGIServer) -> None:
+    def __init__(self, settings: Settings, *, api: DliApi, views: Views, sweeper: Sweeper,
+                 server: WSGIServer) -> None:
         self.settings = settings
         self.api = api
+        self.views = views
         self.sweeper = sweeper
         self.server = server
         self._stopping = threading.Event()
@@ -69,6 +72,7 @@ class Exporter:
         self.server.shutdown()
         self.server.server_close()
         self.sweeper.close()
+        self.views.close()
         self.api.close()
 
 
@@ -95,7 +99,9 @@ def build_exporter(settings: Settings) -> Exporter:
             raise ConfigError("DLI_EXPORTER_WEB_CONFIG_FILE", f"{settings.web_config_file}: {exc}") from None
     api = DliApi(settings, stats)
     targets = settings.targets
-    sweeper = Sweeper(api.read, settings.view, settings.cache_seconds, workers=min(MAX_WORKERS, len(targets)))
+    workers = min(MAX_WORKERS, len(targets))
+    views = Views(api.read, detail=settings.show_detail, interval=settings.detail_interval_seconds, workers=workers)
+    sweeper = Sweeper(views.read, settings.cache_seconds, workers=workers)
     collector = DliCollector(sweeper.scope(targets), stats, [t.project_id for t in targets],
                              per_job=settings.per_job_metrics, show_detail=settings.show_detail,
                              default_timeout=settings.scrape_timeout_seconds)
@@ -107,9 +113,10 @@ def build_exporter(settings: Settings) -> Exporter:
         server = http_server.make(host, port, app, web)
     except OSError as exc:
         sweeper.close()
+        views.close()
         api.close()
         raise ListenError(settings.listen_address, exc.strerror or str(exc)) from None
-    return Exporter(settings, api=api, sweeper=sweeper, server=server)
+    return Exporter(settings, api=api, views=views, sweeper=sweeper, server=server)
 
 
 def serve(settings: Settings, *, demo: bool = False) -> int:

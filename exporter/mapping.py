@@ -86,16 +86,19 @@ def health_families(snapshot: Snapshot, project_ids: Iterable[str], *, scrape_ti
     up = Family("dli_up")
     duration = Family("dli_scrape_duration_seconds")
     last = Family("dli_last_success_timestamp_seconds")
+    detail = Family("dli_detail_last_success_timestamp_seconds")
     for pid in project_ids:
         result = snapshot.results.get(pid)
         up.add((pid,), 1 if result is not None and result.ok else 0)
         if result is not None:
             duration.add((pid,), result.duration)
+            if result.detail_at is not None:
+                detail.add((pid,), result.detail_at)
         if pid in snapshot.last_success:
             last.add((pid,), snapshot.last_success[pid])
     timeout = Family("dli_scrape_timeout_seconds")
     timeout.add((), scrape_timeout)
-    return [up, duration, last, timeout]
+    return [up, duration, last, detail, timeout]
 
 
 def exporter_families(*, sweeps: int, cache_hits: int) -> list[Family]:

@@ -25,7 +25,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .dli import schema
-from .domain import Credential, Target, View
+from .domain import Credential, Target
 
 ENV_PREFIX = "DLI_EXPORTER_"
 DEFAULT_PORT = 9822
@@ -99,7 +99,8 @@ class Settings(BaseSettings):
     project_ids: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # --- what to ask for (passed through to the list API) ---
-    show_detail: bool = False
+    show_detail: bool = True  # also read the detail view (run_mode, job_config), on its own cadence
+    detail_interval_seconds: float = Field(600.0, ge=0, le=86400)
     job_type: str | None = None
     queue_name: str | None = None
     tags: str | None = None
@@ -229,10 +230,6 @@ class Settings(BaseSettings):
         """The list API's filters that are set (the settings carry the API's names)."""
         return {n: v for n in schema.FILTERS if (v := getattr(self, n)) is not None}
 
-    @property
-    def view(self) -> View:
-        return View.DETAIL if self.show_detail else View.SUMMARY
-
     @cached_property
     def secret(self) -> AccessKey | PasswordLogin:
         """The credential's secret, every part of it present (validation made sure)."""
@@ -269,6 +266,12 @@ class Settings(BaseSettings):
             raise ConfigError(ENV_PREFIX + "PROJECT_IDS", "no project id set (or set HUAWEICLOUD_SDK_PROJECT_ID)")
         if not self.endpoint and not self.effective_region:
             raise ConfigError(ENV_PREFIX + "REGION", "set a region (e.g. cn-north-4) or DLI_EXPORTER_ENDPOINT")
+        region = self.effective_region
+        needs_table = not self.endpoint or (self.uses_iam_login and not self.iam_endpoint)
+        if needs_table and region is not None and region not in schema.REGIONS:
+            setting = ENV_PREFIX + "REGION" if self.region else "HUAWEICLOUD_SDK_REGION"
+            fix = "DLI_EXPORTER_IAM_ENDPOINT" if self.endpoint else "DLI_EXPORTER_ENDPOINT"
+            raise ConfigError(setting, f"{region} is not in the SDK's region table; set {fix} for it")
         if self.uses_iam_login:
             if self.iam_password is None:
                 raise ConfigError(ENV_PREFIX + "IAM_PASSWORD", "required with DLI_EXPORTER_IAM_USERNAME")

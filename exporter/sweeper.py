@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from .domain import ProjectResult, Snapshot, Target, View
+from .domain import ProjectResult, Snapshot, Target
 from .workers import DaemonPool
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ HANDOVER = 0.1  # seconds a scrape waits past its deadline for a sweep that is h
 MAX_WORKERS = 16
 WAITED_TOO_LONG = "scrape deadline reached while waiting for the sweep"
 
-Read = Callable[[Target, View, float], ProjectResult]
+Read = Callable[[Target, float], ProjectResult]  # one sweep of a target, by a deadline
 
 
 @dataclass
@@ -48,10 +48,9 @@ class _State:
 class Sweeper:
     """Sweeps targets with ``read``; ``get`` gives a snapshot of several targets for one scrape."""
 
-    def __init__(self, read: Read, view: View, cache_seconds: float, *, workers: int = MAX_WORKERS,
+    def __init__(self, read: Read, cache_seconds: float, *, workers: int = MAX_WORKERS,
                  clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
         self._read = read
-        self._view = view
         self._cache_seconds = cache_seconds
         self._clock = clock
         self._wall = wall
@@ -102,7 +101,7 @@ class Sweeper:
     def _fly(self, target: Target, flight: _Flight, deadline: float) -> None:
         started = self._clock()
         try:
-            result = self._read(target, self._view, deadline)
+            result = self._read(target, deadline)
         except Exception as exc:  # noqa: BLE001  (a bug must not leave the scrapes that wait without an answer)
             log.error("sweep failed unexpectedly", extra={"project_id": target.project_id, "error": repr(exc)})
             result = ProjectResult.down(target.project_id, f"internal error: {exc!r}", self._clock() - started,

@@ -4,11 +4,15 @@ Why not ``ThreadPoolExecutor``: the interpreter joins its workers at exit, so on
 blocked on a hanging API would hold the process for up to the request timeout after SIGTERM.
 These workers are daemon threads: shutting down never waits for the network. Workers start on
 demand up to ``max_workers`` and then live as long as the pool, so the thread count is bounded
-and does not grow with the number of scrapes.
+and does not grow with the number of scrapes. Work is taken by priority, then in order: a page of
+the summary view, which a scrape waits for, goes before the pages of a detail refresh that no
+scrape waits for.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 import queue
 import threading
 from collections.abc import Callable
@@ -18,6 +22,7 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 _Work = tuple[Future[Any], Callable[..., Any], tuple[Any, ...]]
+_Item = tuple[float, int, _Work | None]  # (priority, sequence, work); None tells a worker to end
 
 
 class DaemonPool:
@@ -28,18 +33,20 @@ class DaemonPool:
             raise ValueError("max_workers must be at least 1")
         self._max = max_workers
         self._name = name
-        self._queue: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
+        self._queue: queue.PriorityQueue[_Item] = queue.PriorityQueue()
+        self._sequence = itertools.count()
         self._idle = threading.Semaphore(0)
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._closed = False
 
-    def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
+    def submit(self, fn: Callable[..., T], *args: Any, priority: int = 0) -> Future[T]:
+        """Run ``fn(*args)`` on a worker; lower ``priority`` first, equal ones in order."""
         future: Future[T] = Future()
         with self._lock:
             if self._closed:
                 raise RuntimeError("the pool is shut down")
-            self._queue.put((future, fn, args))
+            self._queue.put((priority, next(self._sequence), (future, fn, args)))
             # An idle worker takes it; otherwise start one more, up to the limit.
             if not self._idle.acquire(blocking=False) and len(self._threads) < self._max:
                 thread = threading.Thread(target=self._work, name=f"{self._name}-{len(self._threads)}", daemon=True)
@@ -49,7 +56,7 @@ class DaemonPool:
 
     def _work(self) -> None:
         while True:
-            item = self._queue.get()
+            item = self._queue.get()[2]
             if item is None:
                 return
             future, fn, args = item
@@ -80,7 +87,7 @@ class DaemonPool:
                     item = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                if item is not None:
-                    item[0].cancel()
+                if item[2] is not None:
+                    item[2][0].cancel()
             for _ in self._threads:
-                self._queue.put(None)
+                self._queue.put((math.inf, next(self._sequence), None))

@@ -126,13 +126,14 @@ def test_token_is_cached_until_shortly_before_expiry() -> None:
         return Token(SecretStr(f"t{len(logins)}"), now[0] + 3600)
 
     cache = TokenCache(fetch, refresh_before=300, clock=lambda: now[0])
-    first, gen1 = cache.get(FAR)
-    again, gen2 = cache.get(FAR)
+    first, gen1, fresh1 = cache.get(FAR)
+    again, gen2, fresh2 = cache.get(FAR)
+    assert (fresh1, fresh2) == (True, False)
     assert (first.get_secret_value(), gen1) == (again.get_secret_value(), gen2)
     now[0] += 3600 - 301
     assert cache.get(FAR)[1] == gen1
     now[0] += 2  # inside the refresh margin
-    token, gen3 = cache.get(FAR)
+    token, gen3, _ = cache.get(FAR)
     assert (token.get_secret_value(), gen3) == ("t2", gen1 + 1)
     assert logins == [1000.0, 1000.0 + 3600 - 299]
 
@@ -151,15 +152,16 @@ def test_concurrent_callers_share_one_login() -> None:
 def test_reject_drops_only_the_rejected_generation() -> None:
     fetch = _Fetcher()
     cache = TokenCache(fetch)
+    cache.get(FAR)  # a token from an earlier call
     auth = TokenAuth(cache, FAR)
     request = requests.Request("GET", "http://127.0.0.1/").prepare()
     auth(request)
     assert request.headers["X-Auth-Token"] == "token-1"
-    assert auth.reject("rid") is True  # a fresh token may succeed
+    assert auth.reject("rid") is True  # an old token was refused: a fresh one may succeed
     auth(request)
     assert request.headers["X-Auth-Token"] == "token-2"
+    assert auth.reject("rid") is False  # a token refused right after its login: no third login
     # Another thread that saw the old token's 401 late must not throw away the new one.
     cache.invalidate(1)
-    auth(request)
-    assert request.headers["X-Auth-Token"] == "token-2"
-    assert fetch.calls == 2
+    assert cache.get(FAR)[0].get_secret_value() == "token-3"  # the refused fresh one was dropped
+    assert fetch.calls == 3

@@ -13,7 +13,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.simulator import DEMO_AK, DEMO_SK, Fault, Simulator
+from exporter.simulator import DEMO_AK, DEMO_SK, JOB_TYPES, STATUSES, Fault, Simulator
 from tests.helpers import COMMAND, clean_environ, free_port, jobs
 
 
@@ -115,13 +115,19 @@ def test_demo_serves_a_realistic_fleet(launch: Callable[..., tuple[subprocess.Po
     families = {f.name: f for f in text_string_to_metric_families(body.decode())}
     info = families["dli_job_info"].samples
     assert len(info) >= 60
-    assert {s.labels["job_type"] for s in info} == {"flink_sql_job", "flink_opensource_sql_job", "flink_jar_job"}
+    assert {s.labels["job_type"] for s in info} == set(JOB_TYPES)  # edge jobs too
     assert {s.labels["run_mode"] for s in info} == {"shared_cluster", "exclusive_cluster", "edge_node"}
+    # The demo's API answers as documented (each view lacks fields), and the views are merged:
+    # every job has its run mode (detail view only) and its user (summary view only).
+    assert all(s.labels["run_mode"] and s.labels["user_name"] for s in info)
     assert len({s.labels["queue"] for s in info}) >= 3
     statuses = {s.labels["status"] for s in families["dli_job_status"].samples}
-    assert {"job_running", "job_running_exception", "job_submit_fail", "job_arrearage_stopped"} <= statuses
+    assert statuses == set(STATUSES)  # all fourteen
     assert all(s.value == 1 for s in families["dli_up"].samples) and len(families["dli_up"].samples) == 2
-    assert "dli_job_compute_units" in families  # the demo shows job details
+    jobs = {s.labels["job_id"] for s in info}
+    for name in ("dli_job_duration_seconds", "dli_job_compute_units", "dli_job_parallelism"):
+        assert {s.labels["job_id"] for s in families[name].samples} == jobs, name
+    assert len(families["dli_detail_last_success_timestamp_seconds"].samples) == 2
     code, err, took = _stop(proc, signal.SIGTERM)
     assert code == 0 and took < 5
     assert "Traceback" not in err and "msg=listening" in err and "msg=\"shutting down\"" in err
@@ -189,8 +195,10 @@ def test_json_logs_on_request_one_object_per_line(
         code, err, _ = _stop(proc, signal.SIGTERM)
         rid = next(r.request_id for r in sim.recorded() if r.status == 401)
     events = [json.loads(line) for line in err.splitlines()]
-    assert code == 0 and [e["msg"] for e in events] == ["listening", "sweep failed", "shutting down"]
+    # One failed call (the credential is then held back), one line saying so and when it is tried again.
+    assert code == 0 and [e["msg"] for e in events] == [
+        "listening", "authentication failed: holding the credential back", "shutting down"]
     failed = events[1]
     assert failed["level"] == "warning" and failed["project_id"] == "proj-a" and failed["request_id"] == rid
-    assert failed["status"] == 401 and failed["error_code"] == "APIG.0301"
-    assert failed["error"].startswith("authentication failed: HTTP 401 APIG.0301")
+    assert failed["status"] == 401 and failed["error_code"] == "APIGW.0301" and failed["retry_in"] == 60
+    assert failed["error"].startswith("authentication failed: HTTP 401 APIGW.0301")

@@ -10,7 +10,7 @@ import pytest
 
 from exporter.dli.api import DliApi
 from exporter.dli.transport import DliApiError
-from exporter.domain import Page, ProjectResult
+from exporter.domain import Page, ProjectResult, Target, View
 from exporter.selfmetrics import ApiStats
 from exporter.settings import Settings
 from exporter.simulator import Fault, Simulator
@@ -21,8 +21,9 @@ from tests.helpers import free_port, job, jobs, settings_for
 class Client:
     """The DLI side as the exporter assembles it, read one project (target) at a time."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, view: View = View.SUMMARY) -> None:
         self.settings = settings
+        self.view = view
         self.stats = ApiStats()
         self.api = DliApi(settings, self.stats)
 
@@ -30,17 +31,21 @@ class Client:
         return f"Client({self.api!r}, {self.api.credentials!r}, {self.api.transport!r})"
 
     def sweep_project(self, project_id: str, deadline: float) -> ProjectResult:
-        return self.api.read(self.settings.target(project_id), self.settings.view, deadline)
+        return self.api.read(self.settings.target(project_id), self.view, deadline)
+
+    def sweep_target(self, target: Target, deadline: float) -> ProjectResult:
+        return self.api.read(target, self.view, deadline)
 
     def fetch_page(self, project_id: str, offset: int, deadline: float) -> Page:
-        return self.api.reader.fetch_page(self.settings.target(project_id), self.settings.view, offset, deadline)
+        return self.api.reader.fetch_page(self.settings.target(project_id), self.view, offset, deadline)
 
     def close(self) -> None:
         self.api.close()
 
 
 def client_for(sim: Simulator, **overrides: Any) -> Client:
-    return Client(settings_for(sim, **overrides))
+    """The DLI side reading the summary view, or the detail view when ``show_detail`` is asked for."""
+    return Client(settings_for(sim, **overrides), View.DETAIL if overrides.get("show_detail") else View.SUMMARY)
 
 
 def far() -> float:
@@ -251,12 +256,13 @@ def test_wrong_types_fail_the_project_naming_the_field() -> None:
 
 
 def test_connection_refused_is_an_error_counted_as_error() -> None:
+    port = free_port()
     with Simulator({"p1": []}) as sim:
-        settings = settings_for(sim, endpoint=f"http://127.0.0.1:{free_port()}", retries=1)
+        settings = settings_for(sim, endpoint=f"http://127.0.0.1:{port}", retries=1)
     client = Client(settings)
     result = client.sweep_project("p1", far())
     client.close()
-    assert not result.ok and "connection failed" in (result.error or "")
+    assert not result.ok and result.error == f"connection to 127.0.0.1:{port} refused"  # the host and the cause
     assert client.stats.requests == {("p1", "error"): 2}
 
 
@@ -317,7 +323,7 @@ def test_one_failed_project_does_not_touch_the_others() -> None:
     with Simulator({"p1": jobs(3), "p2": jobs(2, start=50)}) as sim:
         sim.add_fault(Fault("error", project_id="p2", status=500))
         client = client_for(sim, retries=0)
-        sweeper = Sweeper(client.api.read, client.settings.view, cache_seconds=0)
+        sweeper = Sweeper(client.sweep_target, cache_seconds=0)
         results = sweeper.get(client.settings.targets, far()).results
         sweeper.close()
         client.close()

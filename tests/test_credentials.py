@@ -97,8 +97,9 @@ def test_an_unknown_credential_is_a_bug_not_a_guess() -> None:
 def test_a_rejected_token_is_dropped_and_logged_once_with_the_request_id() -> None:
     tokens = iter(["t1", "t2"])
     creds = Credentials({IAM: LOGIN}, lambda *a: Token(SecretStr(next(tokens)), time.time() + 3600))
-    auth = creds.auth_for(target("p1", IAM), 1.0)
     request = requests.Request("GET", "http://dli.invalid/").prepare()
+    creds.auth_for(target("p1", IAM), 1.0)(request)  # an earlier call logged in
+    auth = creds.auth_for(target("p1", IAM), 1.0)
     auth(request)
     with captured_logs("info") as log:
         assert auth.reject("rid-9") is True
@@ -205,7 +206,8 @@ def test_the_reader_reads_again_once_when_jobs_moved_then_gives_up() -> None:
     assert len(fetcher.urls) == READS  # each read stopped at the short first page
     moved = [line for line in log.getvalue().splitlines() if "moved" in line]
     assert len(moved) == READS - 1
-    assert ' msg="jobs moved while paging, reading again" project_id=p1 error="read 99 entries of 150"' in moved[0]
+    assert (' msg="jobs moved while paging, reading again" project_id=p1 view=summary '
+            'error="read 99 entries of 150"') in moved[0]
 
 
 def test_the_reader_reports_an_api_error_as_the_project_down_with_its_fields_logged() -> None:

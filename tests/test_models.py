@@ -69,7 +69,8 @@ def test_missing_and_null_fields() -> None:
     assert parsed.name == "" and parsed.queue == "" and parsed.user_name == ""
     assert parsed.status == "unknown"
     assert parsed.start_time_ms is None and parsed.restarts is None and parsed.duration_ms is None
-    assert parsed.create_time_ms is None and parsed.savepoint is False and parsed.config is None
+    # An absent boolean stays absent (no series), never a confident 0.
+    assert parsed.create_time_ms is None and parsed.savepoint is None and parsed.config is None
 
 
 def test_numbers_and_booleans_as_strings() -> None:
@@ -184,9 +185,9 @@ def test_documented_types_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) ->
     assert fast == schema._parse_job_slowly(typed, "job")  # the strict path reads it the same
     assert others == [schema._parse_job_slowly(lowest, "job"), schema._parse_job_slowly(bare, "job")]
     assert (fast.job_id, fast.create_time_ms, fast.start_time_ms, fast.restarts, fast.savepoint) == (
-        2**63 - 1, -(2**63), None, 0, False)
+        2**63 - 1, -(2**63), None, 0, None)
     assert fast.config is not None and (fast.config.compute_units, fast.config.parallelism) == (2**63 - 1, -(2**63))
-    assert (fast.config.checkpoints, fast.config.auto_restart) == (False, False)
+    assert (fast.config.checkpoints, fast.config.auto_restart) == (None, False)
     for sloppy in ({"job_id": "7"}, {"job_id": 7, "restart_times": "1"}, {"job_id": 7, "has_savepoint": "true"},
                    {"job_id": 7, "name": 5}, {"job_id": 7, "job_config": {"cu_number": "2"}},
                    {"job_id": 7, "job_config": {"checkpoint_enabled": 1}}, {"job_id": 2**63}):

@@ -28,7 +28,7 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert s.api_endpoint == "https://dli.cn-north-4.myhuaweicloud.com"
     assert s.listen_address == "0.0.0.0:9822"
     assert (s.cache_seconds, s.concurrency, s.retries) == (10.0, 8, 3)
-    assert s.show_detail is False and s.per_job_metrics is True
+    assert s.show_detail is True and s.detail_interval_seconds == 600 and s.per_job_metrics is True
     assert s.list_filters == {}
 
 

@@ -11,7 +11,17 @@ from pydantic import SecretStr
 
 from exporter.dli.credentials import AkSkSigner
 from exporter.dli.schema import list_url
-from exporter.simulator import DEMO_AK, DEMO_SK, JOB_TYPES, RUN_MODES, Simulator, demo_projects
+from exporter.simulator import (
+    DEMO_AK,
+    DEMO_PROJECTS,
+    DEMO_SK,
+    JOB_TYPES,
+    RUN_MODES,
+    STATUSES,
+    Gateway,
+    Simulator,
+    demo_projects,
+)
 from tests.helpers import job, jobs
 
 
@@ -55,7 +65,7 @@ def test_bad_parameters_are_dli_0001(sim: Simulator, params: list[tuple[str, str
 
 def test_a_wrong_secret_key_is_rejected_with_a_request_id(sim: Simulator) -> None:
     resp = get(sim, [("limit", "1")], AkSkSigner(DEMO_AK, SecretStr("wrong")))
-    assert resp.status_code == 401 and resp.json()["error_code"] == "APIG.0301"
+    assert resp.status_code == 401 and resp.json()["error_code"] == "APIGW.0301"
     assert resp.headers["X-Request-Id"]
 
 
@@ -109,7 +119,7 @@ def test_jobs_evolve_and_troubled_jobs_stay_troubled() -> None:
         after = sum(int(j.get("restart_times") or 0) for js in sim.projects.values() for j in js)
         pinned = [j for js in sim.projects.values() for j in js if j.get("_pinned_status")]
     assert after > before
-    assert {j["status"] for j in pinned} == {"job_running_exception", "job_submit_fail", "job_arrearage_stopped"}
+    assert {j["status"] for j in pinned} == set(STATUSES)  # the showcase's troubles, and every status once
 
 
 def test_the_official_sdk_client_is_accepted() -> None:
@@ -125,3 +135,69 @@ def test_the_official_sdk_client_is_accepted() -> None:
         assert [r.status for r in sim.recorded()] == [200, 200]
     assert page.job_list.total_count == 151 and len(page.job_list.jobs) == 51
     assert [j.job_id for j in named.job_list.jobs] == [999]
+
+
+# The two views as dli-api.md documents them (spelled here from the document, not imported from
+# the simulator, so that the simulator is held to the document).
+DOC_SUMMARY_ONLY = {"duration", "user_name", "root_id", "sql_body", "main_class", "execution_graph", "update_time"}
+DOC_DETAIL_ONLY = {"run_mode", "job_config", "user_id", "project_id", "entrypoint_args"}
+SPARSE = {"queue_name", "start_time", "restart_times"}
+
+
+def _jobs(sim: Simulator, detail: bool, project: str = "p1") -> list[dict[str, Any]]:
+    params = [("limit", "100"), *([("show_detail", "true")] if detail else [])]
+    resp = get(sim, params, project=project)
+    assert resp.status_code == 200
+    return list(resp.json()["job_list"]["jobs"])
+
+
+def test_each_view_carries_only_its_documented_fields() -> None:
+    with Simulator(demo_projects()) as sim:
+        summary, detail = _jobs(sim, False, DEMO_PROJECTS[0]), _jobs(sim, True, DEMO_PROJECTS[0])
+    assert summary and all(not (DOC_DETAIL_ONLY & j.keys()) for j in summary)
+    assert detail and all(not (DOC_SUMMARY_ONLY & j.keys()) for j in detail)
+    assert all({"duration", "user_name", "status"} <= j.keys() for j in summary)
+    assert all({"run_mode", "job_config", "status"} <= j.keys() for j in detail)
+    assert all(j.keys() >= SPARSE for j in summary)  # the documented mode carries them in both
+
+
+def test_the_sparse_summary_also_lacks_queue_start_and_restarts() -> None:
+    with Simulator({"p1": jobs(3)}, sparse_summary=True) as sim:
+        summary, detail = _jobs(sim, False), _jobs(sim, True)
+    assert all(not ((SPARSE | DOC_DETAIL_ONLY) & j.keys()) for j in summary)
+    assert all(j.keys() >= SPARSE and not (DOC_SUMMARY_ONLY & j.keys()) for j in detail)
+
+
+def test_five_failures_in_a_row_lock_the_key_even_for_right_signatures() -> None:
+    now = [1000.0]
+    gateway = Gateway(lock_seconds=300, clock=lambda: now[0])
+    wrong = AkSkSigner(DEMO_AK, SecretStr("not-the-secret"))
+    with Simulator({"p1": jobs(1)}, gateway=gateway) as sim:
+        for _ in range(4):
+            assert get(sim, [("limit", "1")], signer=wrong).status_code == 401
+        assert get(sim, [("limit", "1")]).status_code == 200  # a success resets the count
+        for _ in range(4):
+            get(sim, [("limit", "1")], signer=wrong)
+        assert gateway.lockouts == 0
+        get(sim, [("limit", "1")], signer=wrong)  # the fifth in a row
+        assert gateway.lockouts == 1
+        locked = get(sim, [("limit", "1")])  # signed right
+        assert locked.status_code == 401 and locked.json()["error_code"] == "APIGW.0301"
+        assert "locked" in locked.json()["error_msg"]
+        now[0] += 300
+        assert get(sim, [("limit", "1")]).status_code == 200
+
+
+def test_throttling_refuses_past_the_budget_until_the_next_window_without_retry_after() -> None:
+    now = [1200.0]  # the start of a minute
+    gateway = Gateway(budget=2, window=60, clock=lambda: now[0])
+    with Simulator({"p1": jobs(1)}, gateway=gateway) as sim:
+        assert [get(sim, [("limit", "1")]).status_code for _ in range(2)] == [200, 200]
+        refused = get(sim, [("limit", "1")])
+        now[0] += 59
+        still = get(sim, [("limit", "1")])
+        now[0] += 1
+        again = get(sim, [("limit", "1")])
+    assert refused.status_code == 429 and refused.json()["error_code"] == "APIGW.0308"
+    assert "Retry-After" not in refused.headers
+    assert still.status_code == 429 and again.status_code == 200 and gateway.throttled == 2

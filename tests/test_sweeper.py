@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from exporter.domain import Credential, ProjectResult, Target, View
+from exporter.domain import Credential, ProjectResult, Target
 from exporter.sweeper import WAITED_TOO_LONG, Sweeper
 from tests.helpers import captured_logs
 
@@ -24,12 +24,12 @@ class SlowSource:
         self.lock = threading.Lock()
         self.release = threading.Event()
         self.release.set()
-        self.asked: list[tuple[View, float]] = []
+        self.asked: list[float] = []
 
-    def read(self, target: Target, view: View, deadline: float) -> ProjectResult:
+    def read(self, target: Target, deadline: float) -> ProjectResult:
         with self.lock:
             self.calls[target.project_id] = n = self.calls.get(target.project_id, 0) + 1
-            self.asked.append((view, deadline))
+            self.asked.append(deadline)
         self.release.wait(10)
         time.sleep(self.seconds)
         jobs = [] if self.ok else None
@@ -37,7 +37,7 @@ class SlowSource:
 
 
 def sweeper_for(source: SlowSource, cache_seconds: float = 0, **kwargs: object) -> Sweeper:
-    return Sweeper(source.read, View.SUMMARY, cache_seconds, **kwargs)  # type: ignore[arg-type]
+    return Sweeper(source.read, cache_seconds, **kwargs)  # type: ignore[arg-type]
 
 
 def test_concurrent_scrapes_share_one_sweep() -> None:
@@ -57,12 +57,12 @@ def test_concurrent_scrapes_share_one_sweep() -> None:
 
 def test_cache_zero_sweeps_on_every_scrape() -> None:
     source = SlowSource()
-    sweeper = Sweeper(source.read, View.DETAIL, 0)
+    sweeper = Sweeper(source.read, 0)
     deadlines = [time.monotonic() + 5, time.monotonic() + 6]
     for deadline in deadlines:
         sweeper.get([P1], deadline)
     assert source.calls == {"p1": 2} and sweeper.cache_hits == 0
-    assert source.asked == [(View.DETAIL, deadlines[0]), (View.DETAIL, deadlines[1])]  # the view, the deadline
+    assert source.asked == deadlines  # each sweep with its scrape's deadline
 
 
 def test_cache_reuses_a_fresh_sweep_only() -> None:
@@ -112,11 +112,11 @@ def test_scrapes_that_wait_on_a_failed_sweep_get_its_failure() -> None:
     "deadline reached"."""
     release = threading.Event()
 
-    def broken(target: Target, view: View, deadline: float) -> ProjectResult:
+    def broken(target: Target, deadline: float) -> ProjectResult:
         release.wait(5)
         raise RuntimeError("bug")
 
-    sweeper = Sweeper(broken, View.SUMMARY, 0)
+    sweeper = Sweeper(broken, 0)
     snaps = []
     threads = [threading.Thread(target=lambda: snaps.append(sweeper.get([P1], time.monotonic() + 5)))
                for _ in range(3)]
@@ -131,10 +131,10 @@ def test_scrapes_that_wait_on_a_failed_sweep_get_its_failure() -> None:
 
 
 def test_a_broken_sweep_is_one_logged_error() -> None:
-    def broken(target: Target, view: View, deadline: float) -> ProjectResult:
+    def broken(target: Target, deadline: float) -> ProjectResult:
         raise RuntimeError("bug")
 
-    sweeper = Sweeper(broken, View.SUMMARY, 0)
+    sweeper = Sweeper(broken, 0)
     with captured_logs("info") as log:
         sweeper.get([P1], time.monotonic() + 5)
     [line] = log.getvalue().splitlines()

@@ -51,7 +51,7 @@ def test_a_retry_after_date_is_waited_for() -> None:
     """Over HTTP: a 429 whose Retry-After is a date a second ahead is retried after that second."""
     with Simulator({"p1": jobs(5)}) as sim:
         sim.add_fault(Fault("rate_limit", times=1, retry_after_header=formatdate(time.time() + 1.5, usegmt=True)))
-        with running_exporter(settings_for(sim)) as exporter:
+        with running_exporter(settings_for(sim, show_detail=False)) as exporter:
             got = scrape(exporter, timeout=5)
         times = [r.at for r in sim.recorded()]
     assert got.up("p1") == 1

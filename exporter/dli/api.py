@@ -15,6 +15,7 @@ from ..domain import ProjectResult, Target, View
 from ..settings import Settings
 from ..workers import DaemonPool
 from .credentials import Credentials, IamLogin, LoginStats
+from .holdback import Holdback
 from .reader import Reader
 from .transport import CallStats, Transport
 
@@ -33,7 +34,10 @@ class DliApi:
         # Pages of all targets share these workers: at most `concurrency` calls in flight.
         # Daemon workers: a call stuck on a hanging API must not hold the process at SIGTERM.
         self._pages = DaemonPool(settings.concurrency, "dli-page")
-        self.reader = Reader(self.transport, self.credentials, self._pages, settings.list_filters, clock=clock)
+        # One hold-back for the process: the gateway counts a key's failures whatever the project.
+        self.holdback = Holdback(clock=clock)
+        self.reader = Reader(self.transport, self.credentials, self._pages, settings.list_filters,
+                             holdback=self.holdback, clock=clock)
 
     def __repr__(self) -> str:
         return f"DliApi({self.reader!r})"

@@ -159,14 +159,16 @@ class TokenCache:
     def __repr__(self) -> str:
         return f"TokenCache(cached={self._token is not None}, generation={self._generation})"
 
-    def get(self, deadline: float) -> tuple[SecretStr, int]:
-        """The current token and its generation, logging in when there is none or it is old."""
+    def get(self, deadline: float) -> tuple[SecretStr, int, bool]:
+        """The current token, its generation, and whether this call logged in for it (when there
+        was none or it was old)."""
         with self._lock:
             token = self._token
-            if token is None or self._clock() >= token.expires_at - self._refresh_before:
-                token = self._token = self._fetch(deadline)
-                self._generation += 1
-            return token.value, self._generation
+            if token is not None and self._clock() < token.expires_at - self._refresh_before:
+                return token.value, self._generation, False
+            token = self._token = self._fetch(deadline)
+            self._generation += 1
+            return token.value, self._generation, True
 
     def invalidate(self, generation: int) -> None:
         """Forget the token of that generation, so that the next call logs in again."""
@@ -184,19 +186,25 @@ class TokenAuth:
         self._deadline = deadline
         self._project_id = project_id
         self._generation: int | None = None
+        self._fresh = False
 
     def __repr__(self) -> str:
         return "TokenAuth(...)"
 
     def __call__(self, request: PreparedRequestLike) -> PreparedRequestLike:
-        value, self._generation = self.cache.get(self._deadline)
+        value, self._generation, self._fresh = self.cache.get(self._deadline)
         request.headers[schema.AUTH_TOKEN_HEADER] = value.get_secret_value()
         return request
 
     def reject(self, request_id: str) -> bool:
         """The API refused the last request sent with this object: drop that token, so that the
-        next try logs in again. False when no token was sent (the login itself failed)."""
+        next try logs in again. False when no token was sent (the login itself failed), and when
+        the token came from a login for this very call: a token refused right after a fresh login
+        means the user may not do this, and logging in again would only add a failure."""
         if self._generation is None:
+            return False
+        if self._fresh:
+            self.cache.invalidate(self._generation)
             return False
         log.info("IAM token rejected, logging in again", extra={"project_id": self._project_id,
                                                                 "request_id": request_id})

@@ -24,6 +24,7 @@ from ..domain import Job, Page, ProjectResult, Target, View
 from ..workers import DaemonPool
 from . import schema
 from .credentials import Credentials
+from .holdback import Holdback
 from .transport import DliApiError, Outcome, Transport
 
 log = logging.getLogger(__name__)
@@ -80,10 +81,11 @@ class Reader:
     """Reads targets over the transport, pages in parallel on a shared pool of page workers."""
 
     def __init__(self, transport: Transport, credentials: Credentials, pages: DaemonPool,
-                 filters: Mapping[str, str], *, clock: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], float] = time.time) -> None:
+                 filters: Mapping[str, str], *, holdback: Holdback | None = None,
+                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
         self._transport = transport
         self._credentials = credentials
+        self._holdback = holdback if holdback is not None else Holdback(clock=clock)
         self._pages = pages
         self._filters = dict(filters)
         self._clock = clock
@@ -102,27 +104,35 @@ class Reader:
                 got = read_pages(lambda offsets: self._fetch_all(target, view, offsets, deadline))
             except Incomplete as exc:
                 if attempt + 1 < READS:
-                    log.info("jobs moved while paging, reading again", extra={"project_id": pid, "error": str(exc)})
+                    log.info("jobs moved while paging, reading again",
+                             extra={"project_id": pid, "view": view.value, "error": str(exc)})
                     continue
                 return ProjectResult.down(pid, f"incomplete sweep: {exc}", self._clock() - started, self._wall())
             except DliApiError as exc:
                 # The error's text carries status, code, message and request id for people; the
-                # same as fields for log queries.
-                log.warning("sweep failed", extra={"project_id": pid, "error": str(exc), "status": exc.status or "",
-                                                   "error_code": exc.error_code, "request_id": exc.request_id})
+                # same as fields for log queries. A hold was logged once, by the hold-back.
+                quiet = exc.outcome is Outcome.HELD or exc.logged
+                log.log(logging.DEBUG if quiet else logging.WARNING, "sweep failed",
+                        extra={"project_id": pid, "view": view.value, "error": str(exc), "status": exc.status or "",
+                               "error_code": exc.error_code, "request_id": exc.request_id})
                 return ProjectResult.down(pid, str(exc), self._clock() - started, self._wall())
             return ProjectResult(pid, got.jobs, None, self._clock() - started, self._wall(), got.pages,
                                  got.total_count)
         raise AssertionError("unreachable")
 
     def fetch_page(self, target: Target, view: View, offset: int, deadline: float) -> Page:
-        """One page, retried as the transport's classification says."""
+        """One page, retried as the transport's classification says, if the credential's hold-back
+        lets it be sent."""
         url = schema.list_url(target.endpoint, target.project_id, schema.list_query(offset, self._filters, view))
-        return self._transport.fetch(url, project_id=target.project_id, deadline=deadline, parse=schema.parse_page,
-                                     auth=self._credentials.auth_for(target, deadline))
+        with self._holdback.call(target.credential, deadline, target.project_id):
+            return self._transport.fetch(url, project_id=target.project_id, deadline=deadline,
+                                         parse=schema.parse_page, auth=self._credentials.auth_for(target, deadline))
 
     def _fetch_all(self, target: Target, view: View, offsets: Sequence[int], deadline: float) -> list[Page]:
-        futures = [self._pages.submit(self.fetch_page, target, view, offset, deadline) for offset in offsets]
+        # A scrape waits for the summary view; a detail refresh is read in the background.
+        priority = 0 if view is View.SUMMARY else 1
+        futures = [self._pages.submit(self.fetch_page, target, view, offset, deadline, priority=priority)
+                   for offset in offsets]
         return self._wait_all(futures, deadline)
 
     def _wait_all(self, futures: list[Future[Page]], deadline: float) -> list[Page]:

@@ -25,7 +25,7 @@ from ..domain import UNKNOWN_STATUS, Job, JobConfig, Page, View
 T = TypeVar("T")
 
 PAGE_LIMIT = 100  # the API's maximum page size
-JOB_TYPES = ("flink_sql_job", "flink_opensource_sql_job", "flink_jar_job")
+JOB_TYPES = ("flink_sql_job", "flink_opensource_sql_job", "flink_sql_edge_job", "flink_jar_job")
 # The list API's filters, as the SDK spells them; the settings of the same names pass them through.
 FILTERS = ("job_type", "queue_name", "tags", "user_name", "name", "status")
 
@@ -40,6 +40,9 @@ RETRY_AFTER_HEADER = "Retry-After"
 
 # Error codes that mean "try again": DLI reports its own internal errors (DLI.0999) with HTTP 400.
 RETRYABLE_CODES = frozenset({"DLI.0999"})
+# Error codes that refuse the credential although the status is not 401/403: a token DLI cannot
+# parse is DLI.0015 with HTTP 400.
+AUTH_CODES = frozenset({"DLI.0015"})
 
 
 class PayloadError(ValueError):
@@ -156,8 +159,8 @@ def _int_field(raw: dict[str, Any], key: str, where: str) -> int | None:
     return _strict(raw, key, where, to_int, "a 64-bit integer")
 
 
-def _bool_field(raw: dict[str, Any], key: str, where: str) -> bool:
-    return _strict(raw, key, where, to_bool, "a boolean") is True
+def _bool_field(raw: dict[str, Any], key: str, where: str) -> bool | None:
+    return _strict(raw, key, where, to_bool, "a boolean")
 
 
 def _str_field(raw: dict[str, Any], key: str, where: str) -> str:
@@ -173,16 +176,26 @@ def parse_job_config(raw: Any, where: str = "job_config") -> JobConfig | None:
     if not isinstance(raw, dict):
         raise PayloadError(f"{where} is {_kind(raw)}, not an object")
     get = raw.get
-    cu, parallel = get("cu_number"), get("parallel_number")
-    checkpoint, restart = get("checkpoint_enabled"), get("restart_when_exception")
-    # The fast path, as for jobs: every field of its documented type (or absent).
+    if get("resource_config_version") == "v2":
+        # v2 resources: the job's parallelism lives in resource_config, beside the JobManager and
+        # TaskManager specs; a top-level parallel_number, if any, is the v1 setting left behind.
+        resources = get("resource_config")
+        if not isinstance(resources, dict):
+            raise PayloadError(f"{where}.resource_config is {_kind(resources)}, not an object")
+        parallel = _int_field(resources, "parallel_number", where + ".resource_config")
+    else:
+        parallel = get("parallel_number")
+        if not ((type(parallel) is int and INT64_MIN <= parallel <= INT64_MAX) or parallel is None):
+            parallel = _int_field(raw, "parallel_number", where)
+    cu, checkpoint, restart = get("cu_number"), get("checkpoint_enabled"), get("restart_when_exception")
+    # The fast path, as for jobs: every field of its documented type (or absent). An absent
+    # boolean stays None (no series), never a confident 0.
     if (((type(cu) is int and INT64_MIN <= cu <= INT64_MAX) or cu is None)
-            and ((type(parallel) is int and INT64_MIN <= parallel <= INT64_MAX) or parallel is None)
             and (type(checkpoint) is bool or checkpoint is None) and (type(restart) is bool or restart is None)):
-        return JobConfig(cu, parallel, checkpoint is True, restart is True)
+        return JobConfig(cu, parallel, checkpoint, restart)
     return JobConfig(
         compute_units=_int_field(raw, "cu_number", where),
-        parallelism=_int_field(raw, "parallel_number", where),
+        parallelism=parallel,
         checkpoints=_bool_field(raw, "checkpoint_enabled", where),
         auto_restart=_bool_field(raw, "restart_when_exception", where),
     )
@@ -227,7 +240,7 @@ def parse_job(raw: Any, where: str = "job") -> Job:
         start or None,  # 0 means "not started"
         duration,
         restarts,
-        savepoint is True,
+        savepoint,
         parse_job_config(config, where + ".job_config") if config is not None else None,
     )
 
@@ -321,12 +334,26 @@ def list_url(base: str, project_id: str, params: Sequence[tuple[str, str]]) -> s
     return f"{base}/v1.0/{quote(project_id, safe='')}/streaming/jobs?{query}"
 
 
+# The regions of the official SDK's table (huaweicloudsdkdli/v1/region/dli_region.py, 3.1.x), and
+# the one whose cloud has its own domain: DLI and IAM of eu-west-101 are on .myhuaweicloud.eu.
+REGIONS = (
+    "af-north-1", "af-south-1", "ae-ad-1", "ap-southeast-1", "ap-southeast-2", "ap-southeast-3", "ap-southeast-4",
+    "cn-east-2", "cn-east-3", "cn-east-4", "cn-east-5", "cn-north-1", "cn-north-2", "cn-north-4", "cn-north-9",
+    "cn-south-1", "cn-southwest-2", "eu-west-0", "eu-west-101", "la-north-2", "la-south-2", "me-east-1",
+    "my-kualalumpur-1", "na-mexico-1", "ru-moscow-1", "ru-northwest-2", "sa-brazil-1", "tr-west-1",
+)
+_DOMAINS = {"eu-west-101": "myhuaweicloud.eu"}
+_DEFAULT_DOMAIN = "myhuaweicloud.com"
+
+
 def api_endpoint(region: str) -> str:
-    return f"https://dli.{region}.myhuaweicloud.com"
+    """DLI's endpoint in ``region`` (one of :data:`REGIONS`)."""
+    return f"https://dli.{region}.{_DOMAINS.get(region, _DEFAULT_DOMAIN)}"
 
 
 def iam_endpoint(region: str) -> str:
-    return f"https://iam.{region}.myhuaweicloud.com"
+    """IAM's endpoint in ``region``: in the same cloud (domain) as DLI's."""
+    return f"https://iam.{region}.{_DOMAINS.get(region, _DEFAULT_DOMAIN)}"
 
 
 def token_url(iam_base: str) -> str:

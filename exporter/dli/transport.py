@@ -6,9 +6,12 @@ and its answer is put in one of four classes by :func:`classify`, the one place 
 * ok: the answer is parsed and returned;
 * retry: no answer, a 5xx, a 429, a body that is not JSON, or an error code the API uses for its
   own hiccups (DLI.0999 with HTTP 400). Retried with full-jitter backoff, or after
-  ``Retry-After``, never past the deadline;
-* auth: 401 or 403. Retried once when the auth object can fetch a fresh credential (an IAM
-  token), else reported at once;
+  ``Retry-After``, never past the deadline. A 429 without ``Retry-After`` is not retried at all:
+  the gateway counts requests per window (a minute), so a retry a moment later lands in the same
+  window and burns quota. Its error carries ``resume_at``, the start of the next window (jittered),
+  for the credential hold-back to wait for;
+* auth: 401 or 403, or a token DLI cannot parse (DLI.0015 with HTTP 400). Retried once when the
+  auth object can fetch a fresh credential (an IAM token), else reported at once;
 * fatal: anything else, reported at once.
 
 Every request's timeout is capped by what is left before the deadline, so no call outlives the
@@ -19,15 +22,19 @@ API's error code and message, and the ``X-Request-Id`` to quote to support.
 from __future__ import annotations
 
 import enum
+import http.client
 import json
 import logging
 import random
+import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol, TypeVar
+from urllib.parse import urlsplit
 
 import orjson
 import requests
@@ -46,7 +53,9 @@ USER_AGENT = f"dli-exporter/{__version__}"
 # Connection header (HTTP/1.1 keeps connections alive without it).
 HEADERS = {"User-Agent": USER_AGENT, "Content-Type": "application/json", "Accept": "application/json",
            "Accept-Encoding": "gzip"}
-MAX_RETRY_AFTER = 30.0  # never wait longer than this on a 429, whatever the server asks
+MAX_RETRY_AFTER = 600.0  # never pause longer than this on a 429, whatever the server asks
+THROTTLE_WINDOW = 60.0  # the gateway's throttling window when a 429 does not say (its default)
+THROTTLE_JITTER = 0.1  # up to this share of a window added, so that replicas do not return together
 BACKOFF_BASE = 0.2
 BACKOFF_CAP = 5.0
 
@@ -56,6 +65,7 @@ class Outcome(enum.Enum):
     RETRY = "retry"
     AUTH = "auth"
     FATAL = "fatal"
+    HELD = "held"  # not sent: the credential is held back (see holdback)
 
 
 def classify(status: int | None, error_code: str = "", *, decoded: bool = True, parsed: bool = True) -> Outcome:
@@ -65,7 +75,7 @@ def classify(status: int | None, error_code: str = "", *, decoded: bool = True, 
     whether that JSON held what was asked for; ``error_code`` is the API's, from the body."""
     if status is None or (status == 200 and not decoded):
         return Outcome.RETRY  # no answer, or one cut short: the next may arrive whole
-    if status in (401, 403):
+    if status in (401, 403) or error_code in schema.AUTH_CODES:
         return Outcome.AUTH
     if status == 429 or status >= 500 or error_code in schema.RETRYABLE_CODES:
         return Outcome.RETRY
@@ -78,7 +88,7 @@ class DliApiError(Exception):
     """A call that did not give a usable answer (after retries, where they apply)."""
 
     def __init__(self, message: str, outcome: Outcome, *, status: int | None = None, error_code: str = "",
-                 request_id: str = "", retry_after: float | None = None) -> None:
+                 request_id: str = "", retry_after: float | None = None, host: str = "") -> None:
         super().__init__(message)
         self.outcome = outcome
         self.status = status
@@ -86,6 +96,9 @@ class DliApiError(Exception):
         self.error_msg = message
         self.request_id = request_id
         self.retry_after = retry_after
+        self.resume_at: float | None = None  # clock(): when a throttled caller may call again
+        self.logged = False  # already logged where it was handled (the hold-back's one line per hold)
+        self.host = host  # the host that did not answer, for connection errors
 
     def __str__(self) -> str:
         parts = []
@@ -191,10 +204,14 @@ class Transport:
                 if err.outcome is Outcome.AUTH and not renewed and auth.reject(err.request_id):
                     renewed = True  # e.g. an IAM token expired or was revoked: one more try with a fresh one
                     continue
-                if err.outcome is not Outcome.RETRY or attempt >= self._retries:
+                if err.outcome is not Outcome.RETRY:
                     raise
                 delay = self._delay(attempt, err.retry_after)
-                if self._clock() + delay >= deadline:
+                if err.status == 429:
+                    err.resume_at = self._clock() + (delay if err.retry_after is not None else self._next_window())
+                    if err.retry_after is None:
+                        raise  # the same window would refuse a retry: wait for the next (the hold-back does)
+                if attempt >= self._retries or self._clock() + delay >= deadline:
                     raise
                 log.debug("retrying", extra={"project_id": project_id, "delay": round(delay, 2), "error": str(err)})
                 self._stats.retried(project_id)
@@ -247,10 +264,16 @@ class Transport:
             finally:
                 resp.close()
         except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
-            raise DliApiError(_describe(exc), classify(None)) from None
+            host = urlsplit(request.url or "").netloc
+            raise DliApiError(describe_connection_error(exc, host, timeout), classify(None), host=host) from None
         payload = _json_or_none(content)
         request_id = resp.headers.get(schema.REQUEST_ID_HEADER, "") or schema.error_request_id(payload)
         return Answer(resp.status_code, resp.reason or "", resp.headers, payload, request_id)
+
+    @staticmethod
+    def _next_window() -> float:
+        """Seconds until a throttled credential may call again when the 429 did not say."""
+        return THROTTLE_WINDOW * (1 + random.uniform(0, THROTTLE_JITTER))
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
@@ -301,10 +324,46 @@ def _json_or_none(content: bytes) -> Any:
         return None
 
 
-def _describe(exc: Exception) -> str:
-    """A short reason without the URL's query or any header."""
-    if isinstance(exc, requests.Timeout | urllib3.exceptions.TimeoutError):
-        return "timed out"
-    if isinstance(exc, requests.ConnectionError | urllib3.exceptions.ProtocolError):
-        return "connection failed"
-    return type(exc).__name__
+def _causes(exc: BaseException) -> list[BaseException]:
+    """The exception and what lies under it (requests wraps urllib3 wraps socket and ssl), each once."""
+    found: list[BaseException] = []
+    seen: set[int] = set()
+    stack = [exc]
+    while stack and len(found) < 50:
+        current = stack.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        found.append(current)
+        stack.extend(arg for arg in getattr(current, "args", ()) if isinstance(arg, BaseException))
+        for under in (getattr(current, "reason", None), current.__cause__, current.__context__):
+            if isinstance(under, BaseException):
+                stack.append(under)
+    return found
+
+
+def describe_connection_error(exc: BaseException, host: str, timeout: float | None = None) -> str:
+    """Why no answer came from ``host``, in a few words: DNS, refused, TLS verification, timeout,
+    reset. Never the URL's query or a header."""
+    causes = _causes(exc)
+    for cause in causes:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return f"TLS verification of {host} failed: {cause.verify_message or cause.reason or 'untrusted'}"
+        if isinstance(cause, socket.gaierror):
+            return f"DNS lookup of {host.rsplit(':', 1)[0]} failed: {cause.strerror or cause}"
+        if isinstance(cause, ConnectionRefusedError):
+            return f"connection to {host} refused"
+    for cause in causes:
+        if isinstance(cause, requests.ConnectTimeout | urllib3.exceptions.ConnectTimeoutError):
+            return f"connecting to {host} timed out" + (f" after {timeout:g} s" if timeout else "")
+        if isinstance(cause, requests.Timeout | urllib3.exceptions.TimeoutError | socket.timeout):
+            return f"{host} did not answer in time" + (f" ({timeout:g} s)" if timeout else "")
+        if isinstance(cause, ssl.SSLError):
+            return f"TLS with {host} failed: {cause.reason or type(cause).__name__}"
+        if isinstance(cause, ConnectionResetError | BrokenPipeError):
+            return f"connection to {host} reset"
+        if isinstance(cause, urllib3.exceptions.ProtocolError | http.client.HTTPException):
+            return f"{host} closed the connection without a valid answer"
+    if isinstance(exc, requests.ConnectionError):
+        return f"connection to {host} failed"
+    return f"{type(exc).__name__} from {host}"

@@ -5,7 +5,9 @@ their mistakes: signatures are verified by its own implementation of SDK-HMAC-SH
 algorithm's description. It serves the list-jobs API (paging, order, filters, ``show_detail``)
 and IAM password login, evolves its jobs over time (statuses change, restarts go up) and has
 fault knobs for tests: latency, error answers on given pages, 429 with Retry-After, truncated
-JSON, hangs, dropped connections and expired tokens.
+JSON, hangs, dropped connections and expired tokens. It is never kinder than the documented API:
+each view carries only its own fields, and its gateway locks keys after failed authentications
+and throttles per window (:mod:`.gateway`).
 
 The exporter imports it only for ``--demo``. Run it alone with ``python -m exporter.simulator --help``.
 
@@ -13,6 +15,7 @@ The exporter imports it only for ``--demo``. Run it alone with ``python -m expor
 * :mod:`.model`: faults to inject, and requests as recorded;
 * :mod:`.handler`: the HTTP handler;
 * :mod:`.signature`: the server side of SDK-HMAC-SHA256;
+* :mod:`.gateway`: the API gateway's key lock-out and throttling;
 * :mod:`.data`: the demo's and the benchmarks' jobs.
 """
 
@@ -23,13 +26,16 @@ from .data import (
     JOB_TYPES,
     QUEUES,
     RUN_MODES,
+    STATUSES,
     demo_projects,
     make_job,
     synthetic_projects,
 )
+from .gateway import Gateway
 from .model import Fault, Recorded
 from .service import Simulator
 from .signature import sign_request
 
-__all__ = ["DEMO_AK", "DEMO_PROJECTS", "DEMO_SK", "JOB_TYPES", "QUEUES", "RUN_MODES", "Fault", "Recorded",
+__all__ = ["DEMO_AK", "DEMO_PROJECTS", "DEMO_SK", "JOB_TYPES", "QUEUES", "RUN_MODES", "STATUSES", "Fault",
+           "Gateway", "Recorded",
            "Simulator", "demo_projects", "make_job", "sign_request", "synthetic_projects"]

@@ -88,7 +88,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         match = LIST_PATH.match(path)
         if method != "GET" or not match:
-            self._send(404, json.dumps({"error_code": "APIG.0101", "error_msg": "The API does not exist.",
+            self._send(404, json.dumps({"error_code": "APIGW.0101", "error_msg": "The API does not exist.",
                                         "request_id": request_id}).encode(), request_id, {}, record)
             return
         project_id = unquote(match.group(1))
@@ -112,11 +112,16 @@ class Handler(BaseHTTPRequestHandler):
             self._send(status, json.dumps({"error_code": code, "error_msg": msg, "request_id": request_id}).encode(),
                        request_id, {}, record)
             return
+        if not sim.admit(headers):
+            answer = {"error_code": "APIGW.0308", "error_msg": "The throttling threshold has been reached.",
+                      "request_id": request_id}
+            self._send(429, json.dumps(answer).encode(), request_id, {}, record)  # no Retry-After, as documented
+            return
         if sim.evolve:
             sim._evolve()
         if "rate_limit" in kinds:
             fault = kinds["rate_limit"]
-            answer = {"error_code": "APIG.0308", "error_msg": "The throttling threshold has been reached.",
+            answer = {"error_code": "APIGW.0308", "error_msg": "The throttling threshold has been reached.",
                       "request_id": request_id}
             header = fault.retry_after_header if fault.retry_after_header is not None else f"{fault.retry_after:g}"
             self._send(429, json.dumps(answer).encode(), request_id, {"Retry-After": header}, record)

@@ -14,19 +14,28 @@ from http.server import ThreadingHTTPServer
 from typing import Any
 
 from .data import DEMO_AK, DEMO_SK, JOB_TYPES
+from .gateway import Gateway
 from .handler import Handler as BaseHandler
 from .model import Fault, Recorded
-from .signature import Denied, verify
+from .signature import Denied, access_key, verify
 
 
 class Simulator:
-    """The simulated service. ``start()`` binds 127.0.0.1 and serves in a background thread."""
+    """The simulated service. ``start()`` binds 127.0.0.1 and serves in a background thread.
+
+    Each view carries only its documented fields (dli-api.md, "Two views"); with
+    ``sparse_summary`` the summary view also lacks ``queue_name``, ``start_time`` and
+    ``restart_times``, as the documentation's example answer does. ``gateway`` throttles and locks
+    keys as the real API gateway does (the lock-out is always on; throttling with a budget)."""
 
     def __init__(self, projects: dict[str, list[dict[str, Any]]] | None = None, *,
                  credentials: dict[str, str] | None = None, temporary: dict[str, str] | None = None,
                  iam_users: dict[tuple[str, str], str] | None = None, latency: float = 0.0,
                  evolve: bool = False, evolve_every: float = 5.0, seed: int = 0, token_ttl: float = 24 * 3600,
-                 live_durations: bool = False) -> None:
+                 live_durations: bool = False, sparse_summary: bool = False,
+                 gateway: Gateway | None = None) -> None:
+        self.sparse_summary = sparse_summary
+        self.gateway = gateway if gateway is not None else Gateway()
         self.projects: dict[str, list[dict[str, Any]]] = projects if projects is not None else {}
         self.credentials = dict(credentials if credentials is not None else {DEMO_AK: DEMO_SK})
         self.temporary = dict(temporary or {})  # ak -> the security token it must come with
@@ -196,7 +205,7 @@ class Simulator:
                 self._selections[key] = selected
             page = selected[offset:offset + limit]
             now_ms = int(time.time() * 1000) if self.live_durations else None
-            rendered = [_render(j, show == "true", project_id, now_ms) for j in page]
+            rendered = [_render(j, show == "true", project_id, now_ms, sparse=self.sparse_summary) for j in page]
         return 200, {
             "is_success": "true",
             "message": "Querying of the job list succeeds.",
@@ -235,14 +244,25 @@ class Simulator:
             with self._lock:
                 entry = self.tokens.get(token)
             if entry is None:
-                return 401, "APIG.0301", "Incorrect IAM authentication information: token is invalid."
+                return 401, "APIGW.0301", "Incorrect IAM authentication information: token is invalid."
             if entry[1] <= time.time():
-                return 401, "APIG.0307", "The token must be updated."
+                return 401, "APIGW.0307", "The token must be updated."
             if entry[0] != project_id:
-                return 403, "APIG.0302", "The token is not scoped to this project."
+                return 403, "APIGW.0302", "The token is not scoped to this project."
             return None
-        return verify(method, raw_path, headers, body, credentials=self.credentials, temporary=self.temporary,
-                      rotated=rotated)
+        ak = access_key(headers)
+        if ak is not None and self.gateway.locked(ak):
+            return 401, "APIGW.0301", "Incorrect IAM authentication information: the access key is locked."
+        denied = verify(method, raw_path, headers, body, credentials=self.credentials, temporary=self.temporary,
+                        rotated=rotated)
+        if ak is not None:
+            self.gateway.authenticated(ak, denied is None)
+        return denied
+
+    def admit(self, headers: dict[str, str]) -> bool:
+        """The gateway's throttling, per caller (access key or token): False beyond the budget."""
+        caller = access_key(headers) or headers.get("x-auth-token") or ""
+        return self.gateway.admit(caller)
 
 
 _FILTERS = ("job_type", "status", "queue_name", "user_name", "name", "tags")
@@ -262,13 +282,20 @@ def _matches(job: dict[str, Any], query: dict[str, str]) -> bool:
     return True
 
 
-_DETAIL_ONLY = ("job_config", "user_id", "project_id", "main_class", "entrypoint_args")
+# The fields each view alone carries (dli-api.md, "Two views", from the SDK's field notes).
+SUMMARY_ONLY = frozenset({"duration", "user_name", "root_id", "sql_body", "main_class", "execution_graph",
+                          "update_time"})
+DETAIL_ONLY = frozenset({"run_mode", "job_config", "user_id", "project_id", "entrypoint_args"})
+# What the documentation's example summary answer also lacks (the sparse mode).
+SPARSE_SUMMARY_LACKS = frozenset({"queue_name", "start_time", "restart_times"})
 
 
-def _render(job: dict[str, Any], show_detail: bool, project_id: str, now_ms: int | None = None) -> dict[str, Any]:
-    out = {k: v for k, v in job.items() if not k.startswith("_") and (show_detail or k not in _DETAIL_ONLY)}
+def _render(job: dict[str, Any], show_detail: bool, project_id: str, now_ms: int | None = None, *,
+            sparse: bool = False) -> dict[str, Any]:
+    left_out = SUMMARY_ONLY if show_detail else (DETAIL_ONLY | SPARSE_SUMMARY_LACKS if sparse else DETAIL_ONLY)
+    out = {k: v for k, v in job.items() if not k.startswith("_") and k not in left_out}
     if show_detail:
         out.setdefault("project_id", project_id)
-    if now_ms is not None and out.get("status") == "job_running" and out.get("start_time"):
-        out["duration"] = max(0, now_ms - int(out["start_time"]))  # a running job's duration grows
+    elif now_ms is not None and job.get("status") == "job_running" and job.get("start_time"):
+        out["duration"] = max(0, now_ms - int(job["start_time"]))  # a running job's duration grows
     return out

@@ -38,34 +38,40 @@ def sign_request(sk: str, method: str, raw_path: str, *, headers: dict[str, str]
     return hmac.new(sk.encode(), to_sign.encode(), hashlib.sha256).hexdigest()
 
 
+def access_key(headers: dict[str, str]) -> str | None:
+    """The access key a request claims to be signed with (lower-case header names), if any."""
+    match = _AUTHORIZATION.fullmatch(headers.get("authorization", ""))
+    return match.group(1) if match else None
+
+
 def verify(method: str, raw_path: str, headers: dict[str, str], body: bytes, *, credentials: dict[str, str],
            temporary: dict[str, str], rotated: bool = False) -> Denied | None:
     """None when the request carries a valid signature of a known key, else why not. ``headers``
     have lower-case names. ``rotated``: the key's secret changed under the caller."""
     match = _AUTHORIZATION.fullmatch(headers.get("authorization", ""))
     if not match:
-        return 401, "APIG.0301", "Incorrect IAM authentication information: no AK/SK signature."
+        return 401, "APIGW.0301", "Incorrect IAM authentication information: no AK/SK signature."
     ak, signed, signature = match.groups()
     sk = credentials.get(ak)
     if sk is not None and rotated:
         sk += "-rotated"
     if sk is None:
-        return 401, "APIG.0301", "Incorrect IAM authentication information: unknown access key."
+        return 401, "APIGW.0301", "Incorrect IAM authentication information: unknown access key."
     names = signed.split(";")
     if "x-sdk-date" not in names or "host" not in names:
-        return 401, "APIG.0301", "Incorrect IAM authentication information: host and x-sdk-date must be signed."
+        return 401, "APIGW.0301", "Incorrect IAM authentication information: host and x-sdk-date must be signed."
     if ak in temporary and ("x-security-token" not in names or headers.get("x-security-token") != temporary[ak]):
-        return 401, "APIG.0301", "Incorrect IAM authentication information: security token is invalid."
+        return 401, "APIGW.0301", "Incorrect IAM authentication information: security token is invalid."
     date = headers.get("x-sdk-date", "")
     try:
         when = datetime.strptime(date, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC).timestamp()
     except ValueError:
-        return 401, "APIG.0301", "Incorrect IAM authentication information: x-sdk-date is invalid."
+        return 401, "APIGW.0301", "Incorrect IAM authentication information: x-sdk-date is invalid."
     if abs(time.time() - when) > MAX_CLOCK_SKEW:
-        return 401, "APIG.0301", "Incorrect IAM authentication information: request expired."
+        return 401, "APIGW.0301", "Incorrect IAM authentication information: request expired."
     if any(n not in headers for n in names):
-        return 401, "APIG.0301", "Incorrect IAM authentication information: a signed header is missing."
+        return 401, "APIGW.0301", "Incorrect IAM authentication information: a signed header is missing."
     expected = sign_request(sk, method, raw_path, headers=headers, names=names, body=body, date=date)
     if not hmac.compare_digest(expected, signature):
-        return 401, "APIG.0301", "Incorrect IAM authentication information: verify aksk signature fail."
+        return 401, "APIGW.0301", "Incorrect IAM authentication information: verify aksk signature fail."
     return None
