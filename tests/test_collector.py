@@ -55,11 +55,16 @@ def golden_snapshot() -> Snapshot:
             job_config={"cu_number": "8", "parallel_number": None, "checkpoint_enabled": "false",
                         "restart_when_exception": True}),
         job(11, status="job_running", has_savepoint="true"),
+        # Absent booleans (no series, not 0), and v2 resources (parallelism from resource_config).
+        {**job(12, job_type="flink_sql_edge_job", run_mode="edge_node",
+               job_config={"cu_number": 2, "resource_config_version": "v2",
+                           "resource_config": {"parallel_number": 3}}), "has_savepoint": None},
     ])
     return Snapshot(
         results={
-            "p1": ProjectResult("p1", p1, None, 0.25, 1_700_000_100.5, 1, 5),
-            "p2": ProjectResult("p2", None, "HTTP 500 DLI.0999: boom", 1.5, 1_700_000_101.0),
+            "p1": ProjectResult("p1", p1, None, 0.25, 1_700_000_100.5, 1, 6, detail_at=1_700_000_050.25),
+            "p2": ProjectResult("p2", None, "HTTP 500 DLI.0999: boom", 1.5, 1_700_000_101.0,
+                                detail_at=1_699_999_000.0),
             "p3": ProjectResult("p3", [], None, 0.125, 1_700_000_100.0, 1, 0),
         },
         last_success={"p1": 1_700_000_100.5, "p2": 1_699_999_000.0, "p3": 1_700_000_100.0},
@@ -172,10 +177,18 @@ def test_contract_values() -> None:
 def test_a_failed_project_has_no_job_series_and_others_are_untouched() -> None:
     output = generate_latest(registry_for(golden_snapshot()))
     assert names_of(output, "p2") == {"dli_up", "dli_scrape_duration_seconds", "dli_last_success_timestamp_seconds",
-                                      "dli_api_requests_total", "dli_api_request_duration_seconds_bucket",
+                                      "dli_detail_last_success_timestamp_seconds", "dli_api_requests_total", "dli_api_request_duration_seconds_bucket",
                                       "dli_api_request_duration_seconds_count", "dli_api_request_duration_seconds_sum",
                                       "dli_api_retries_total"}
     assert {"dli_jobs", "dli_job_info", "dli_job_status"} <= names_of(output, "p1")
+
+
+def test_absent_booleans_give_no_series_and_v2_parallelism_is_exported() -> None:
+    output = generate_latest(registry_for(golden_snapshot())).decode()
+    lines = [line for line in output.splitlines() if 'job_id="12"' in line]
+    assert not [line for line in lines if line.startswith(("dli_job_has_savepoint", "dli_job_checkpoint_enabled",
+                                                           "dli_job_auto_restart_enabled"))]
+    assert 'dli_job_parallelism{job_id="12",project_id="p1"} 3.0' in lines
 
 
 def test_a_job_that_disappears_vanishes() -> None:

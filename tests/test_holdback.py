@@ -3,6 +3,7 @@ over HTTP: a wrong key never locked, recovery within one hold, no second call in
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,7 +17,7 @@ from exporter.dli.holdback import HOLD_MAX, HOLD_MIN, Holdback
 from exporter.dli.transport import DliApiError, Outcome
 from exporter.domain import Credential
 from exporter.main import Exporter
-from exporter.simulator import DEMO_AK, DEMO_SK, Fault, Gateway, Simulator
+from exporter.simulator import DEMO_AK, Fault, Gateway, Simulator
 from tests.helpers import captured_logs, jobs
 
 Start = Callable[..., Exporter]
@@ -48,7 +49,7 @@ def test_holds_double_up_to_five_minutes_and_a_success_resets_them() -> None:
         if attempt(guard, refused()) == "sent, failed":
             sent_at.append(now[0])
         now[0] += 1.0
-    holds = [b - a for a, b in zip(sent_at, sent_at[1:], strict=False)]
+    holds = [b - a for a, b in itertools.pairwise(sent_at)]
     assert holds == [HOLD_MIN, 2 * HOLD_MIN, 4 * HOLD_MIN, HOLD_MAX, HOLD_MAX] == [60, 120, 240, 300, 300]
     now[0] += HOLD_MAX
     assert attempt(guard) == "sent"  # a success: the next failure holds for the minimum again
@@ -106,10 +107,10 @@ def test_after_a_failure_without_an_answer_the_next_call_goes_alone_again() -> N
     # No answer at all (a connection error) says nothing of the key: the next call is alone again.
     no_answer = DliApiError("connection to dli refused", Outcome.RETRY)
     assert attempt(guard, no_answer) == "sent, failed"
-    with guard.call(KEY, FAR, "p1"):
-        # This call is the probe again: another one would wait, and time out at its deadline.
-        with pytest.raises(DliApiError, match="deadline"), guard.call(KEY, time.monotonic() + 0.1, "p2"):
-            pass
+    # The next call is the probe again: another one waits for it, and times out at its deadline.
+    with guard.call(KEY, FAR, "p1"), pytest.raises(DliApiError, match="deadline"), \
+            guard.call(KEY, time.monotonic() + 0.1, "p2"):
+        pass
 
 
 def test_calls_that_waited_on_a_refused_first_call_are_not_sent() -> None:
@@ -222,9 +223,10 @@ def test_a_wrong_key_costs_one_call_per_hold_never_locks_and_recovers_within_one
 def test_without_the_hold_back_the_same_key_would_have_been_locked() -> None:
     """The simulator's lock-out is real: the calls the exporter saves are the ones that lock a key."""
     gateway = Gateway()
+    from pydantic import SecretStr
+
     from exporter.dli.credentials import AkSkSigner
     from exporter.dli.schema import list_url
-    from pydantic import SecretStr
 
     with Simulator(dict(PROJECTS), gateway=gateway) as sim:
         wrong = AkSkSigner(DEMO_AK, SecretStr("a-wrong-secret-key"))

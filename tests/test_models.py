@@ -197,3 +197,50 @@ def test_documented_types_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) ->
             patched.setattr(schema, "_bool_field", refuse)
             with pytest.raises(AssertionError, match="slow path"):
                 parse_job(sloppy)
+
+
+def test_v2_jobs_take_their_parallelism_from_the_resource_config() -> None:
+    v2 = parse_job(job(5, job_config={"cu_number": 3, "parallel_number": 1, "resource_config_version": "v2",
+                                      "resource_config": {"parallel_number": 6, "max_slot": 2,
+                                                          "jobmanager_resource_spec": {"cpu": 1.0, "memory": "4G"},
+                                                          "taskmanager_resource_spec": {"cpu": 2.0, "memory": "8G"}}}))
+    v1 = parse_job(job(6, job_config={"parallel_number": 4, "resource_config_version": "v1",
+                                      "resource_config": {"parallel_number": 9}}))
+    assert v2.config is not None and (v2.config.parallelism, v2.config.compute_units) == (6, 3)
+    assert v1.config is not None and v1.config.parallelism == 4
+    sloppy = parse_job(job(7, job_config={"resource_config_version": "v2", "resource_config": {"parallel_number": "8"}}))
+    assert sloppy.config is not None and sloppy.config.parallelism == 8
+    with pytest.raises(PayloadError, match=r"job.job_config.resource_config is a list, not an object"):
+        parse_job(job(8, job_config={"resource_config_version": "v2", "resource_config": []}))
+    with pytest.raises(PayloadError, match=r"resource_config.parallel_number is a string that is not a 64-bit"):
+        parse_job(job(9, job_config={"resource_config_version": "v2", "resource_config": {"parallel_number": "x"}}))
+
+
+def test_absent_booleans_stay_absent() -> None:
+    """A missing has_savepoint, checkpoint_enabled or restart_when_exception is not a confident 0."""
+    bare = parse_job({"job_id": 1, "job_config": {"cu_number": 2}})
+    assert bare.savepoint is None and bare.config is not None
+    assert (bare.config.checkpoints, bare.config.auto_restart) == (None, None)
+    given = parse_job({"job_id": 1, "has_savepoint": False,
+                       "job_config": {"checkpoint_enabled": False, "restart_when_exception": "false"}})
+    assert given.savepoint is False and given.config is not None
+    assert (given.config.checkpoints, given.config.auto_restart) == (False, False)
+
+
+def test_endpoints_come_from_the_sdks_region_table() -> None:
+    from exporter.dli.schema import REGIONS, api_endpoint, iam_endpoint
+
+    assert len(REGIONS) == 28 and "cn-north-4" in REGIONS
+    assert api_endpoint("eu-west-101") == "https://dli.eu-west-101.myhuaweicloud.eu"
+    assert iam_endpoint("eu-west-101") == "https://iam.eu-west-101.myhuaweicloud.eu"
+    assert api_endpoint("ap-southeast-1") == "https://dli.ap-southeast-1.myhuaweicloud.com"
+    assert iam_endpoint("af-south-1") == "https://iam.af-south-1.myhuaweicloud.com"
+
+
+def test_the_region_table_is_the_official_sdks() -> None:
+    from huaweicloudsdkdli.v1.region.dli_region import DliRegion
+
+    from exporter.dli.schema import REGIONS, api_endpoint
+
+    assert sorted(DliRegion.static_fields) == sorted(REGIONS)
+    assert {r: api_endpoint(r) for r in REGIONS} == {r: DliRegion.static_fields[r].endpoint for r in REGIONS}

@@ -136,3 +136,31 @@ def test_the_readme_documents_every_variable() -> None:
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     missing = sorted(name for name in known_env_names() if f"`{name}`" not in readme)
     assert not missing
+
+
+def test_regions_outside_the_sdks_table_need_an_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    eu = load(monkeypatch, DLI_EXPORTER_REGION="eu-west-101")
+    assert eu.api_endpoint == "https://dli.eu-west-101.myhuaweicloud.eu"
+    with pytest.raises(ConfigError) as info:
+        load(monkeypatch, DLI_EXPORTER_REGION="xx-nowhere-1")
+    assert str(info.value) == ("DLI_EXPORTER_REGION: xx-nowhere-1 is not in the SDK's region table; "
+                               "set DLI_EXPORTER_ENDPOINT for it")
+    private = load(monkeypatch, DLI_EXPORTER_REGION="xx-nowhere-1", DLI_EXPORTER_ENDPOINT="https://dli.internal")
+    assert private.api_endpoint == "https://dli.internal"
+    with pytest.raises(ConfigError) as iam:
+        load(monkeypatch, DLI_EXPORTER_REGION="xx-nowhere-1", DLI_EXPORTER_ENDPOINT="https://dli.internal",
+             DLI_EXPORTER_IAM_USERNAME="u", DLI_EXPORTER_IAM_PASSWORD="p", DLI_EXPORTER_IAM_DOMAIN="d")
+    assert iam.value.setting == "DLI_EXPORTER_REGION" and "DLI_EXPORTER_IAM_ENDPOINT" in iam.value.problem
+    iam_eu = load(monkeypatch, DLI_EXPORTER_REGION="eu-west-101", DLI_EXPORTER_IAM_USERNAME="u",
+                  DLI_EXPORTER_IAM_PASSWORD="p", DLI_EXPORTER_IAM_DOMAIN="d")
+    assert iam_eu.token_endpoint == "https://iam.eu-west-101.myhuaweicloud.eu/v3/auth/tokens"
+
+
+def test_edge_jobs_are_a_valid_filter_and_the_detail_cadence_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load(monkeypatch, DLI_EXPORTER_JOB_TYPE="flink_sql_edge_job").list_filters == {
+        "job_type": "flink_sql_edge_job"}
+    assert load(monkeypatch, DLI_EXPORTER_DETAIL_INTERVAL_SECONDS="0").detail_interval_seconds == 0
+    with pytest.raises(ConfigError) as info:
+        load(monkeypatch, DLI_EXPORTER_DETAIL_INTERVAL_SECONDS="-1")
+    assert info.value.setting == "DLI_EXPORTER_DETAIL_INTERVAL_SECONDS"
+    assert load(monkeypatch, DLI_EXPORTER_SHOW_DETAIL="false", DLI_EXPORTER_DETAIL_INTERVAL_SECONDS="600").show_detail is False

@@ -3,15 +3,33 @@
 from __future__ import annotations
 
 import json
+import socket
+import ssl
+import threading
 import time
 from email.utils import formatdate
+from typing import Any
 
 import pytest
+import requests
+import trustme
+import urllib3
 
-from exporter.dli.schema import PayloadError, parse_page
-from exporter.dli.transport import Outcome, _json_or_none, classify, retry_after_seconds
-from exporter.simulator import Fault, Simulator
-from tests.helpers import jobs, running_exporter, settings_for
+from exporter.dli.api import DliApi
+from exporter.dli.schema import PayloadError, list_query, list_url, parse_page
+from exporter.dli.transport import (
+    THROTTLE_WINDOW,
+    DliApiError,
+    Outcome,
+    _json_or_none,
+    classify,
+    describe_connection_error,
+    retry_after_seconds,
+)
+from exporter.domain import View
+from exporter.selfmetrics import ApiStats
+from exporter.simulator import Fault, Gateway, Simulator
+from tests.helpers import free_port, jobs, running_exporter, settings_for
 from tests.test_faults import scrape
 
 
@@ -24,12 +42,13 @@ from tests.test_faults import scrape
     (200, "DLI.0001", True, False, Outcome.FATAL),
     (400, "DLI.0999", True, True, Outcome.RETRY),  # DLI.0999 comes with HTTP 400
     (400, "DLI.0001", True, True, Outcome.FATAL),
-    (401, "APIG.0301", True, True, Outcome.AUTH),
+    (401, "APIGW.0301", True, True, Outcome.AUTH),
+    (400, "DLI.0015", True, True, Outcome.AUTH),  # a token DLI cannot parse: HTTP 400, yet a refused credential
     (403, "", True, True, Outcome.AUTH),
     (404, "DLI.0023", True, True, Outcome.FATAL),
-    (429, "APIG.0308", True, True, Outcome.RETRY),
+    (429, "APIGW.0308", True, True, Outcome.RETRY),
     (500, "", False, False, Outcome.RETRY),
-    (503, "APIG.0201", True, True, Outcome.RETRY),
+    (503, "APIGW.0201", True, True, Outcome.RETRY),
     (307, "", False, False, Outcome.FATAL),  # redirects are never followed
     (201, "", True, True, Outcome.FATAL),  # the list API answers 200, nothing else
 ])
@@ -87,3 +106,84 @@ def test_answers_decode_as_json_reads_them_whatever_orjson_refuses() -> None:
     nan = _json_or_none(b'{"v": NaN}')
     assert nan is not None and nan["v"] != nan["v"]
     assert _json_or_none(b'{"cut": "sho') is None and _json_or_none(b"") is None
+
+
+def test_a_429_without_retry_after_is_not_retried_and_names_the_next_window() -> None:
+    """A retry a moment later would land in the same throttling window: none is made, and the
+    error carries when the next window begins (about a minute, jittered) for the hold-back."""
+    with Simulator({"p1": jobs(5)}, gateway=Gateway(budget=1)) as sim:
+        settings = settings_for(sim, retries=3)
+        api = DliApi(settings, ApiStats())
+        target = settings.target("p1")
+        try:
+            api.reader.fetch_page(target, View.SUMMARY, 0, time.monotonic() + 5)
+            with pytest.raises(DliApiError) as info:
+                api.transport.fetch(list_url(sim.url, "p1", list_query(0, {}, View.SUMMARY)), project_id="p1",
+                                    auth=api.credentials.auth_for(target, time.monotonic() + 5),
+                                    deadline=time.monotonic() + 120, parse=parse_page)
+            sent_at = time.monotonic()
+        finally:
+            api.close()
+    err = info.value
+    assert err.status == 429 and err.error_code == "APIGW.0308" and err.retry_after is None
+    assert err.resume_at is not None
+    assert err.resume_at - sent_at + 0.5 >= THROTTLE_WINDOW and err.resume_at - sent_at <= THROTTLE_WINDOW * 1.1
+    assert [r.status for r in sim.recorded()] == [200, 429]  # no retry, although the deadline allowed one
+
+
+def test_connection_errors_name_the_host_and_the_cause(tmp_path: Any) -> None:
+    """Refused, TLS verification and timeouts over loopback; DNS from the exception chain that
+    requests raises (a real lookup would leave loopback)."""
+    refused_port = free_port()
+    with pytest.raises(requests.ConnectionError) as refused:
+        requests.get(f"http://127.0.0.1:{refused_port}/", timeout=2)
+    assert describe_connection_error(refused.value, f"127.0.0.1:{refused_port}") == \
+        f"connection to 127.0.0.1:{refused_port} refused"
+
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    silent = socket.create_server(("127.0.0.1", 0))
+    tls = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve_tls() -> None:
+        tls.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = tls.accept()
+            except TimeoutError:
+                continue
+            try:
+                with server_context.wrap_socket(conn, server_side=True):
+                    pass
+            except (ssl.SSLError, OSError):
+                conn.close()
+
+    thread = threading.Thread(target=serve_tls, daemon=True)
+    thread.start()
+    try:
+        host = f"127.0.0.1:{tls.getsockname()[1]}"
+        with pytest.raises(requests.exceptions.SSLError) as untrusted:
+            requests.get(f"https://{host}/", timeout=2)  # our CA is not in the system's trust store
+        assert describe_connection_error(untrusted.value, host).startswith(f"TLS verification of {host} failed: ")
+        quiet = f"127.0.0.1:{silent.getsockname()[1]}"  # accepts (the backlog), never answers
+        with pytest.raises(requests.Timeout) as slow:
+            requests.get(f"http://{quiet}/", timeout=0.3)
+        assert describe_connection_error(slow.value, quiet, 0.3) == f"{quiet} did not answer in time (0.3 s)"
+    finally:
+        stop.set()
+        thread.join(2)
+        tls.close()
+        silent.close()
+
+    # As urllib3 raises it: its name error from the socket's, wrapped by requests.
+    lookup = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    name_error = urllib3.exceptions.NameResolutionError("dli.cn-north-4.example", None, lookup)  # type: ignore[arg-type]
+    name_error.__cause__ = lookup
+    wrapped = requests.ConnectionError(urllib3.exceptions.MaxRetryError(None, "/", name_error))  # type: ignore[arg-type]
+    assert describe_connection_error(wrapped, "dli.cn-north-4.example:443") == \
+        "DNS lookup of dli.cn-north-4.example failed: Name or service not known"
+    name_error.__cause__ = None
+    assert describe_connection_error(wrapped, "dli.cn-north-4.example:443") == \
+        "DNS lookup of dli.cn-north-4.example failed"

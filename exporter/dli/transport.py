@@ -353,6 +353,9 @@ def describe_connection_error(exc: BaseException, host: str, timeout: float | No
             return f"DNS lookup of {host.rsplit(':', 1)[0]} failed: {cause.strerror or cause}"
         if isinstance(cause, ConnectionRefusedError):
             return f"connection to {host} refused"
+    for cause in causes:  # urllib3's name error, when the socket error under it is not at hand
+        if isinstance(cause, urllib3.exceptions.NameResolutionError):
+            return f"DNS lookup of {host.rsplit(':', 1)[0]} failed"
     for cause in causes:
         if isinstance(cause, requests.ConnectTimeout | urllib3.exceptions.ConnectTimeoutError):
             return f"connecting to {host} timed out" + (f" after {timeout:g} s" if timeout else "")
