@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import __version__, logs
+from .check import run_check
 from .main import EXIT_CONFIG, serve
 from .settings import ConfigError, load_settings, unknown_env_names
 
@@ -26,6 +27,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--demo", action="store_true",
                         help="serve a built-in simulated DLI API on loopback; no credentials needed")
+    parser.add_argument("--check", action="store_true",
+                        help="read each configured project once in both views, print a short table, "
+                        "and exit 0 (all read) or 1: checks credentials and permissions")
     parser.add_argument("--listen-address", dest="listen_address", metavar="HOST:PORT",
                         help="where to serve /metrics (DLI_EXPORTER_LISTEN_ADDRESS)")
     parser.add_argument("--region", help="DLI region, e.g. cn-north-4 (DLI_EXPORTER_REGION)")
@@ -51,7 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parser().parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error (argparse exits 2)
         return int(exc.code or 0)
-    overrides: dict[str, Any] = {k: v for k, v in vars(args).items() if k != "demo" and v is not None}
+    overrides: dict[str, Any] = {k: v for k, v in vars(args).items()
+                                 if k not in ("demo", "check") and v is not None}
 
     simulator = None
     if args.demo:
@@ -74,6 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         logs.setup(settings.log_level, settings.log_format)
         for name in unknown_env_names():
             log.warning("unknown setting ignored", extra={"variable": name})
+        if args.check:
+            return run_check(settings, sys.stdout)
         return serve(settings, demo=simulator is not None)
     finally:
         if simulator is not None:

@@ -22,7 +22,7 @@ ORDER = [
     "views", "sweeper",
     "collector",
     "web.config", "web.guard", "web.app", "web.server",
-    "main", "cli",
+    "main", "check", "cli",
 ]
 MAX_LINES = 400
 

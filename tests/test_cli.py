@@ -202,3 +202,43 @@ def test_json_logs_on_request_one_object_per_line(
     assert failed["level"] == "warning" and failed["project_id"] == "proj-a" and failed["request_id"] == rid
     assert failed["status"] == 401 and failed["error_code"] == "APIGW.0301" and failed["retry_in"] == 60
     assert failed["error"].startswith("authentication failed: HTTP 401 APIGW.0301")
+
+
+def _check(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([COMMAND, "--check", *args], env=clean_environ(env), capture_output=True, text=True,
+                          timeout=60, check=False)
+
+
+def test_check_prints_a_table_per_project_and_exits_0() -> None:
+    done = _check({}, "--demo")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 10 and lines[0].startswith("project 0a1b2c3d4e5f60718293a4b5c6d7e8f9  region -  endpoint ")
+    assert lines[0].endswith("auth AK/SK (DEMO...)")
+    assert lines[1].split() == ["view", "result", "jobs", "pages", "seconds"]
+    assert lines[2].split()[:4] == ["summary", "ok", "48", "1"] and lines[3].split()[:4] == ["detail", "ok", "48", "1"]
+    assert lines[4].strip() == "jobs without run_mode: 0   without queue: 0"
+
+
+def test_check_tells_a_refused_key_with_its_request_id_and_exits_1() -> None:
+    with Simulator({"proj-a": jobs(3), "proj-b": jobs(2, start=10)}) as sim:
+        env = {"HUAWEICLOUD_SDK_AK": DEMO_AK, "HUAWEICLOUD_SDK_SK": "a-wrong-key", "DLI_EXPORTER_ENDPOINT": sim.url,
+               "DLI_EXPORTER_PROJECT_IDS": "proj-a,proj-b", "DLI_EXPORTER_LOG_LEVEL": "error"}
+        done = _check(env)
+        [refused] = sim.recorded()  # one call: the key is then held back for the other reads
+    assert done.returncode == 1
+    errors = [line.strip() for line in done.stdout.splitlines() if line.strip().startswith("error:")]
+    assert errors[0] == ("error: authentication failed: HTTP 401 APIGW.0301: Incorrect IAM authentication "
+                         f"information: verify aksk signature fail. (request_id={refused.request_id})")
+    assert errors[1].startswith("error: not sent: the credential is held back") and len(errors) == 2
+    assert "a-wrong-key" not in done.stdout + done.stderr
+
+
+def test_check_names_the_host_that_refused_the_connection() -> None:
+    port = free_port()
+    env = {"HUAWEICLOUD_SDK_AK": DEMO_AK, "HUAWEICLOUD_SDK_SK": DEMO_SK,
+           "DLI_EXPORTER_ENDPOINT": f"http://127.0.0.1:{port}", "DLI_EXPORTER_PROJECT_IDS": "proj-a",
+           "DLI_EXPORTER_RETRIES": "0", "DLI_EXPORTER_LOG_LEVEL": "error"}
+    done = _check(env)
+    assert done.returncode == 1
+    assert f"  error: connection to 127.0.0.1:{port} refused" in done.stdout.splitlines()

@@ -177,7 +177,8 @@ def test_contract_values() -> None:
 def test_a_failed_project_has_no_job_series_and_others_are_untouched() -> None:
     output = generate_latest(registry_for(golden_snapshot()))
     assert names_of(output, "p2") == {"dli_up", "dli_scrape_duration_seconds", "dli_last_success_timestamp_seconds",
-                                      "dli_detail_last_success_timestamp_seconds", "dli_api_requests_total", "dli_api_request_duration_seconds_bucket",
+                                      "dli_detail_last_success_timestamp_seconds",
+                                      "dli_api_requests_total", "dli_api_request_duration_seconds_bucket",
                                       "dli_api_request_duration_seconds_count", "dli_api_request_duration_seconds_sum",
                                       "dli_api_retries_total"}
     assert {"dli_jobs", "dli_job_info", "dli_job_status"} <= names_of(output, "p1")

@@ -208,7 +208,8 @@ def test_v2_jobs_take_their_parallelism_from_the_resource_config() -> None:
                                       "resource_config": {"parallel_number": 9}}))
     assert v2.config is not None and (v2.config.parallelism, v2.config.compute_units) == (6, 3)
     assert v1.config is not None and v1.config.parallelism == 4
-    sloppy = parse_job(job(7, job_config={"resource_config_version": "v2", "resource_config": {"parallel_number": "8"}}))
+    sloppy = parse_job(job(7, job_config={"resource_config_version": "v2",
+                                          "resource_config": {"parallel_number": "8"}}))
     assert sloppy.config is not None and sloppy.config.parallelism == 8
     with pytest.raises(PayloadError, match=r"job.job_config.resource_config is a list, not an object"):
         parse_job(job(8, job_config={"resource_config_version": "v2", "resource_config": []}))

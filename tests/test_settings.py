@@ -163,4 +163,5 @@ def test_edge_jobs_are_a_valid_filter_and_the_detail_cadence_is_checked(monkeypa
     with pytest.raises(ConfigError) as info:
         load(monkeypatch, DLI_EXPORTER_DETAIL_INTERVAL_SECONDS="-1")
     assert info.value.setting == "DLI_EXPORTER_DETAIL_INTERVAL_SECONDS"
-    assert load(monkeypatch, DLI_EXPORTER_SHOW_DETAIL="false", DLI_EXPORTER_DETAIL_INTERVAL_SECONDS="600").show_detail is False
+    summary_only = load(monkeypatch, DLI_EXPORTER_SHOW_DETAIL="false", DLI_EXPORTER_DETAIL_INTERVAL_SECONDS="600")
+    assert summary_only.show_detail is False
