@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -80,7 +81,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in unknown_env_names():
             log.warning("unknown setting ignored", extra={"variable": name})
         if args.check:
-            return run_check(settings, sys.stdout)
+            try:
+                return run_check(settings, sys.stdout)
+            except BrokenPipeError:  # the table's reader went away (``| head``): no traceback at exit
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                return 1
         return serve(settings, demo=simulator is not None)
     finally:
         if simulator is not None:
