@@ -37,8 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--endpoint", help="DLI endpoint URL (DLI_EXPORTER_ENDPOINT)")
     parser.add_argument("--project-ids", dest="project_ids", metavar="IDS",
                         help="comma-separated project ids (DLI_EXPORTER_PROJECT_IDS)")
-    parser.add_argument("--show-detail", dest="show_detail", action="store_const", const=True,
-                        help="ask for job details and export job_config metrics (DLI_EXPORTER_SHOW_DETAIL)")
+    parser.add_argument("--show-detail", dest="show_detail", action=argparse.BooleanOptionalAction, default=None,
+                        help="also read the detail view: run modes and job_config metrics; on by default "
+                        "(DLI_EXPORTER_SHOW_DETAIL)")
     parser.add_argument("--cache-seconds", dest="cache_seconds", metavar="SECONDS",
                         help="reuse a sweep for this long (DLI_EXPORTER_CACHE_SECONDS)")
     parser.add_argument("--web.config.file", "--web-config-file", dest="web_config_file", metavar="FILE",

@@ -15,7 +15,8 @@ UNKNOWN_STATUS = "unknown"  # the contract's status label for a job the API give
 
 
 # Not frozen: a frozen dataclass costs three times as much to build here (every field goes through
-# object.__setattr__), and jobs are built once per job per sweep. Nothing mutates them.
+# object.__setattr__), and jobs are built once per job per sweep. Only the view merge changes a
+# job, a summary job of its own sweep before anyone else sees it (exporter.views.merge).
 @dataclass(slots=True)
 class JobConfig:
     compute_units: int | None

@@ -16,7 +16,7 @@ which the generated functions apply once, at generation time.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Protocol, cast
@@ -197,36 +197,52 @@ def _sample_lines(family: FamilyLike, fmt: Format, escaping: str, out: list[str]
             append(line(values, fmt(value)))
 
 
+def _text_family(family: FamilyLike, fmt: Format, escaping: str) -> str:
+    """One family in the Prometheus text format (0.0.4, or 1.0.0 with ``escaping``)."""
+    name = escape_name(family.name, escaping)
+    doc = family.help.replace("\\", r"\\").replace("\n", r"\n")
+    out = [f"# HELP {name} {doc}\n# TYPE {name} {family.type}\n"]
+    _sample_lines(family, fmt, escaping, out)
+    return "".join(out)
+
+
+def _openmetrics_family(family: FamilyLike, fmt: Format, escaping: str) -> str:
+    """One family in OpenMetrics 1.0.0."""
+    # OpenMetrics names a counter family without its _total suffix.
+    base = family.name.removesuffix("_total") if family.type == "counter" else family.name
+    name = escape_name(base, escaping)
+    doc = family.help.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+    out = [f"# HELP {name} {doc}\n# TYPE {name} {family.type}\n"]
+    _sample_lines(family, fmt, escaping, out)
+    return "".join(out)
+
+
+def render_chunks(families: list[FamilyLike], negotiated: Negotiated, fmt: Format = format_value) -> Iterator[bytes]:
+    """The exposition family by family, as UTF-8, **consuming** ``families``: each family is let
+    go once written, so a scrape holds one family's text at a time rather than the whole
+    exposition several times over (lines, text, bytes, compressed: 10 MB each at 10,000 jobs)."""
+    om = negotiated.format == OPENMETRICS
+    write = _openmetrics_family if om else _text_family
+    families.reverse()  # pop() from the end: the first family first
+    while families:
+        yield write(families.pop(), fmt, negotiated.escaping).encode("utf-8")
+    if om:
+        yield b"# EOF\n"
+
+
 def render_text(families: Iterable[FamilyLike], fmt: Format = format_value, escaping: str = "underscores") -> bytes:
     """The Prometheus text format (0.0.4, or 1.0.0 with ``escaping``), as prometheus-client writes it."""
-    out: list[str] = []
-    for family in families:
-        name = escape_name(family.name, escaping)
-        doc = family.help.replace("\\", r"\\").replace("\n", r"\n")
-        out.append(f"# HELP {name} {doc}\n# TYPE {name} {family.type}\n")
-        _sample_lines(family, fmt, escaping, out)
-    return "".join(out).encode("utf-8")
+    return b"".join(render_chunks(list(families), Negotiated(TEXT, "1.0.0", escaping, ""), fmt))
 
 
 def render_openmetrics(families: Iterable[FamilyLike], fmt: Format = format_value,
                        escaping: str = "underscores") -> bytes:
     """OpenMetrics 1.0.0, as prometheus-client's OpenMetrics ``generate_latest`` writes it."""
-    out: list[str] = []
-    for family in families:
-        # OpenMetrics names a counter family without its _total suffix.
-        base = family.name.removesuffix("_total") if family.type == "counter" else family.name
-        name = escape_name(base, escaping)
-        doc = family.help.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
-        out.append(f"# HELP {name} {doc}\n# TYPE {name} {family.type}\n")
-        _sample_lines(family, fmt, escaping, out)
-    out.append("# EOF\n")
-    return "".join(out).encode("utf-8")
+    return b"".join(render_chunks(list(families), Negotiated(OPENMETRICS, "1.0.0", escaping, ""), fmt))
 
 
 def render(families: Iterable[FamilyLike], negotiated: Negotiated, fmt: Format = format_value) -> bytes:
-    if negotiated.format == OPENMETRICS:
-        return render_openmetrics(families, fmt, negotiated.escaping)
-    return render_text(families, fmt, negotiated.escaping)
+    return b"".join(render_chunks(list(families), negotiated, fmt))
 
 
 # --- the per-job series, straight to lines ---

@@ -242,3 +242,11 @@ def test_check_names_the_host_that_refused_the_connection() -> None:
     done = _check(env)
     assert done.returncode == 1
     assert f"  error: connection to 127.0.0.1:{port} refused" in done.stdout.splitlines()
+
+
+def test_the_detail_view_flag_goes_both_ways() -> None:
+    from exporter.cli import _parser
+
+    assert _parser().parse_args(["--no-show-detail"]).show_detail is False
+    assert _parser().parse_args(["--show-detail"]).show_detail is True
+    assert _parser().parse_args([]).show_detail is None  # the environment (or the default, true) decides

@@ -11,7 +11,7 @@ class Fault:
     """One injected fault. It applies to requests matching ``project_id`` and ``page`` (None: any);
     ``times`` is how many matching requests it hits (None: all of them).
 
-    kinds: ``error`` (``status`` with a DLI/APIG error body), ``rate_limit`` (429 with
+    kinds: ``error`` (``status`` with a DLI or API-gateway error body), ``rate_limit`` (429 with
     ``Retry-After: retry_after``, or ``retry_after_header`` as it is), ``truncate`` (a 200 whose
     JSON is cut short), ``hang`` (wait
     ``seconds`` before answering), ``latency`` (extra ``seconds``), ``drop`` (close the connection
