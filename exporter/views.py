@@ -104,7 +104,6 @@ class Views:
         self._states: dict[Target, _Detail] = {}
         # Detail reads run here, so that the sweep that starts one does not wait for it.
         self._workers = DaemonPool(max(1, min(MAX_WORKERS, workers)), "dli-detail") if detail else None
-        self.detail_reads = 0  # detail reads started
 
     def __repr__(self) -> str:
         return f"Views(detail={self._detail}, interval={self._interval})"
@@ -144,7 +143,6 @@ class Views:
         if self._workers is None:
             raise RuntimeError("the detail view is not read with show_detail false")
         state.started = self._clock()
-        self.detail_reads += 1
         flight = state.flight = self._workers.submit(self._read_detail, target, state, deadline)
         return flight
 
