@@ -5,7 +5,8 @@ workers (at most ``concurrency`` calls in flight across all targets). Jobs creat
 read land on the last page (the list is read oldest first) and are read too; a job deleted during
 the read shifts later offsets left, so one job is on no page and the entries fall short of
 ``total_count``: the target is then read once more, and reported down if it still does not add
-up. A result is whole or absent, never partial.
+up. A result is whole or absent, never partial. Every call passes the credential's hold-back
+(:mod:`.holdback`) first, so a refused or throttled key is not tried again too soon.
 
 :func:`read_pages` is that logic alone, over any way of fetching pages, so it is tested without a
 network; :class:`Reader` runs it over the transport.

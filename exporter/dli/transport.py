@@ -88,7 +88,7 @@ class DliApiError(Exception):
     """A call that did not give a usable answer (after retries, where they apply)."""
 
     def __init__(self, message: str, outcome: Outcome, *, status: int | None = None, error_code: str = "",
-                 request_id: str = "", retry_after: float | None = None, host: str = "") -> None:
+                 request_id: str = "", retry_after: float | None = None) -> None:
         super().__init__(message)
         self.outcome = outcome
         self.status = status
@@ -98,7 +98,6 @@ class DliApiError(Exception):
         self.retry_after = retry_after
         self.resume_at: float | None = None  # clock(): when a throttled caller may call again
         self.logged = False  # already logged where it was handled (the hold-back's one line per hold)
-        self.host = host  # the host that did not answer, for connection errors
 
     def __str__(self) -> str:
         parts = []
@@ -265,7 +264,7 @@ class Transport:
                 resp.close()
         except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
             host = urlsplit(request.url or "").netloc
-            raise DliApiError(describe_connection_error(exc, host, timeout), classify(None), host=host) from None
+            raise DliApiError(describe_connection_error(exc, host, timeout), classify(None)) from None
         payload = _json_or_none(content)
         request_id = resp.headers.get(schema.REQUEST_ID_HEADER, "") or schema.error_request_id(payload)
         return Answer(resp.status_code, resp.reason or "", resp.headers, payload, request_id)
