@@ -244,4 +244,4 @@ def test_the_region_table_is_the_official_sdks() -> None:
     from exporter.dli.schema import REGIONS, api_endpoint
 
     assert sorted(DliRegion.static_fields) == sorted(REGIONS)
-    assert {r: api_endpoint(r) for r in REGIONS} == {r: DliRegion.static_fields[r].endpoint for r in REGIONS}
+    assert {r: api_endpoint(r) for r in REGIONS} == {r: DliRegion.static_fields[r].endpoints[0] for r in REGIONS}
