@@ -30,6 +30,8 @@ DEPLOY = ROOT / "deploy"
 RULES = DEPLOY / "prometheus" / "dli-exporter.rules.yml"
 RULE_TESTS = DEPLOY / "prometheus" / "tests" / "dli-exporter.rules.test.yml"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "dli-exporter.json"
+RUNBOOKS = ROOT / "docs" / "runbooks.md"
+RUNBOOK_BASE = "https://github.com/dli-exporter/dli-exporter/blob/main/docs/runbooks.md"
 VENV_BIN = Path(sys.executable).parent
 
 
@@ -166,8 +168,9 @@ def test_rules_pass_their_unit_tests() -> None:
 
 def test_every_alert_is_tested_firing_and_not_firing() -> None:
     names = {rule["alert"] for rule in alerts_of(yaml.safe_load(RULES.read_text()))}
-    required = {"DliExporterDown", "DliExporterAbsent", "DliProjectSweepFailing", "DliJobRunningException",
-                "DliJobSubmitFailed", "DliJobRestarting", "DliJobArrearsStopped", "DliSweepNearScrapeTimeout"}
+    required = {"DliExporterDown", "DliExporterReplicaDown", "DliExporterAbsent", "DliProjectUnreadable",
+                "DliProjectReadsFlapping", "DliSweepNearScrapeTimeout", "DliDetailViewStale", "DliJobRunningException",
+                "DliJobSubmitFailed", "DliJobRestarting", "DliProjectArrears", "DliQueueJobsRunningException"}
     assert required <= names
     cases = [case for test in yaml.safe_load(RULE_TESTS.read_text())["tests"] for case in test["alert_rule_test"]]
     for name in names:
@@ -176,13 +179,41 @@ def test_every_alert_is_tested_firing_and_not_firing() -> None:
         assert any(not e for e in expectations), f"{name} is never tested not firing"
 
 
-def test_every_alert_is_annotated_and_job_alerts_name_the_job() -> None:
+def _anchors(markdown: str) -> set[str]:
+    """GitHub's anchors of the second-level headings."""
+    return {re.sub(r"[^a-z0-9 -]", "", line[3:].strip().lower()).replace(" ", "-")
+            for line in markdown.splitlines() if line.startswith("## ")}
+
+
+def test_every_alert_is_annotated_links_its_runbook_and_job_alerts_name_the_job() -> None:
+    runbooks = _anchors(RUNBOOKS.read_text())
     for rule in alerts_of(yaml.safe_load(RULES.read_text())):
-        assert rule["labels"]["severity"] in ("critical", "warning"), rule["alert"]
-        assert {"summary", "description"} <= set(rule["annotations"]), rule["alert"]
-        if rule["alert"].startswith("DliJob"):
-            assert "group_left (name" in rule["expr"] and "dli_job_info" in rule["expr"], rule["alert"]
-            assert "{{ $labels.name }}" in rule["annotations"]["summary"], rule["alert"]
+        name, annotations = rule["alert"], rule["annotations"]
+        assert rule["labels"]["severity"] in ("critical", "warning"), name
+        assert {"summary", "description", "runbook_url"} <= set(annotations), name
+        base, _, anchor = annotations["runbook_url"].partition("#")
+        assert base == RUNBOOK_BASE and anchor == name.lower() and anchor in runbooks, name
+        # A notification groups by alert name and project: its summary must be the same for all.
+        assert not re.findall(r"\$labels\.(?!project_id\b)", annotations["summary"]), name
+        if name.startswith("DliJob"):
+            assert "group_left (name" in rule["expr"] and "dli_job_info" in rule["expr"], name
+            assert "{{ $labels.name }}" in annotations["description"], name
+    assert runbooks == {rule["alert"].lower() for rule in alerts_of(yaml.safe_load(RULES.read_text()))}
+
+
+def test_one_scrape_job_name_everywhere() -> None:
+    """The README's scrape configuration, the example configuration, the Kubernetes Service (the
+    ServiceMonitor's job label) and the rules all say dli-exporter: a user who follows any of them
+    gets working alerts."""
+    readme = (ROOT / "README.md").read_text()
+    names = set(re.findall(r"job_name: (\S+)", readme))
+    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    names |= {job["job_name"] for job in config["scrape_configs"]}
+    service = yaml.safe_load((K8S / "service.yaml").read_text())
+    monitor = yaml.safe_load((K8S / "servicemonitor.yaml").read_text())
+    names.add(service["metadata"]["labels"][monitor["spec"]["jobLabel"]])
+    names |= set(re.findall(r'job="([^"]+)"', RULES.read_text()))
+    assert names == {"dli-exporter"}
 
 
 def test_prometheus_example_config_is_valid() -> None:
@@ -312,21 +343,33 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 @pytest.mark.e2e
-def test_the_demos_failing_job_reaches_the_webhook_as_an_alert(stack: Stack) -> None:
-    # The demo's jobs evolve, so other jobs may fail too; the pinned failing job must be among them.
+def test_the_demos_failing_jobs_reach_the_webhook_as_one_grouped_page(stack: Stack) -> None:
+    """The demo's failing job pages on-call once, grouped by alert name and project, with no
+    exporter target in the alert's identity."""
+    group = None
     deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
+    while group is None and time.monotonic() < deadline:
         for payload in list(stack.received):
-            for alert in payload["alerts"]:
-                labels = alert["labels"]
-                if (labels["alertname"] == "DliJobRunningException" and alert["status"] == "firing"
-                        and labels.get("name") == "payments-fraud-detect"):
-                    assert labels["severity"] == "critical" and labels["status"] == "job_running_exception"
-                    assert payload["receiver"] == "dli-oncall"  # critical alerts page
-                    assert "payments-fraud-detect" in alert["annotations"]["summary"]
-                    return
+            if payload["groupLabels"].get("alertname") != "DliJobRunningException":
+                continue
+            names = {alert["labels"].get("name") for alert in payload["alerts"]}
+            if "payments-fraud-detect" in names:
+                group = payload
+                break
         time.sleep(0.5)
-    raise AssertionError(f"no DliJobRunningException alert arrived; got {stack.received!r}")
+    assert group is not None, f"no DliJobRunningException notification arrived; got {stack.received!r}"
+    assert group["receiver"] == "dli-oncall" and set(group["groupLabels"]) == {"alertname", "project_id"}
+    for alert in group["alerts"]:
+        assert alert["status"] == "firing" and alert["labels"]["severity"] == "critical"
+        assert not {"instance", "job", "status"} & set(alert["labels"]), alert["labels"]
+        assert alert["labels"]["name"] in alert["annotations"]["description"]
+        assert alert["annotations"]["runbook_url"].endswith("#dlijobrunningexception")
+    time.sleep(5)  # group_interval is 5 minutes: nothing more for this group within it
+    same = [p for p in stack.received if p["groupLabels"] == group["groupLabels"]]
+    assert len(same) == 1, same
+    # And every group was notified once: one outage, one notification.
+    keys = [tuple(sorted(p["groupLabels"].items())) for p in stack.received]
+    assert len(keys) == len(set(keys)), keys
 
 
 def _dashboard_queries() -> list[tuple[str, str]]:
