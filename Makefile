@@ -38,7 +38,7 @@ tools:
 	DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(APT_PACKAGES) >/dev/null
 
 lint: $(STAMP)
-	$(BIN)/ruff check exporter tests
+	$(BIN)/ruff check exporter tests deploy/alert-receiver
 	$(BIN)/mypy
 
 unit: $(STAMP)

@@ -234,12 +234,48 @@ def test_compose_file_follows_the_compose_spec() -> None:
     result = run(tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", compose_file)
     assert result.returncode == 0, result.stdout + result.stderr
     compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
-    assert set(compose["services"]) == {"dli-exporter", "prometheus", "alertmanager", "grafana"}
-    for service in compose["services"].values():
+    services = compose["services"]
+    assert set(services) == {"dli-exporter", "prometheus", "alertmanager", "grafana", "alert-receiver"}
+    for service in services.values():
         for volume in service.get("volumes", []):
             source = volume.split(":")[0]
             if source.startswith("./"):
                 assert (DEPLOY / source).exists(), source
+        # Published on loopback only.
+        assert all(str(port).startswith("127.0.0.1:") for port in service.get("ports", [])), service
+    # Credentials reach the exporter's container (compose's .env only fills in variables).
+    assert services["dli-exporter"]["env_file"] == [{"path": "./dli-exporter.env", "required": False}]
+    grafana = services["grafana"]["environment"]
+    assert grafana["GF_SECURITY_ADMIN_PASSWORD"].startswith("${GRAFANA_ADMIN_PASSWORD:?")
+    assert grafana["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    # The example Alertmanager configuration's webhooks go to a service that exists.
+    alertmanager = yaml.safe_load((DEPLOY / "alertmanager" / "alertmanager.yml").read_text())
+    hosts = {hook["url"].split("/")[2].split(":")[0] for receiver in alertmanager["receivers"]
+             for hook in receiver["webhook_configs"]}
+    assert hosts == {"alert-receiver"}
+
+
+def test_the_compose_alert_receiver_logs_each_notification() -> None:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, str(DEPLOY / "alert-receiver" / "receiver.py")],
+                            env={**os.environ, "PORT": str(port)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stderr is not None and "listening" in proc.stderr.readline()
+        payload = {"status": "firing", "groupLabels": {"alertname": "DliJobRunningException", "project_id": "p1"},
+                   "alerts": [{"status": "firing", "labels": {"alertname": "DliJobRunningException",
+                                                               "severity": "critical", "name": "payments-fraud-detect"},
+                               "annotations": {"summary": "DLI jobs of project p1 stopped on an exception"}}]}
+        resp = requests.post(f"http://127.0.0.1:{port}/oncall", json=payload, timeout=5)
+        assert resp.status_code == 200
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == (
+            "receiver=oncall status=firing group={alertname=DliJobRunningException,project_id=p1} alerts=1 "
+            "[firing DliJobRunningException critical payments-fraud-detect] "
+            'summary="DLI jobs of project p1 stopped on an exception"')
+    finally:
+        proc.terminate()
+        proc.wait(timeout=5)
 
 
 # --- End to end: the real Prometheus and Alertmanager with the demo ---
