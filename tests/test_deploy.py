@@ -295,8 +295,13 @@ class _Webhook(BaseHTTPRequestHandler):
 
 
 class Stack:
-    def __init__(self, root: Path) -> None:
+    """The demo exporter, the real Prometheus with the rules and the real Alertmanager with the
+    example configuration, notifying a local webhook. ``shipped``: the example configurations'
+    intervals, ``for`` durations and group waits as they are; otherwise all made quick."""
+
+    def __init__(self, root: Path, *, shipped: bool = False) -> None:
         self.root = root
+        self.shipped = shipped
         self.procs: list[subprocess.Popen[bytes]] = []
         self.received: list[dict[str, Any]] = []
         self.exporter_port, self.am_port, self.prom_port, self.hook_port = (free_port() for _ in range(4))
@@ -324,7 +329,8 @@ class Stack:
         """The example configuration, pointed at our webhook and made quick."""
         config = yaml.safe_load((DEPLOY / "alertmanager" / "alertmanager.yml").read_text())
         for route in [config["route"], *config["route"].get("routes", [])]:
-            route["group_wait"] = "1s"
+            if not self.shipped:
+                route["group_wait"] = "1s"
         for receiver in config["receivers"]:
             for hook in receiver["webhook_configs"]:
                 hook["url"] = f"http://127.0.0.1:{self.hook_port}/{receiver['name']}"
@@ -336,14 +342,17 @@ class Stack:
         """The example configuration and rules, aimed at the demo, with 1 s intervals and no `for`."""
         rules = yaml.safe_load(RULES.read_text())
         for rule in alerts_of(rules):
-            rule["for"] = "0s"
+            if not self.shipped:
+                rule["for"] = "0s"
         (self.root / "rules.yml").write_text(yaml.safe_dump(rules))
         config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
-        config["global"].update(scrape_interval="1s", evaluation_interval="1s")
+        if not self.shipped:
+            config["global"].update(scrape_interval="1s", evaluation_interval="1s")
         config["rule_files"] = ["rules.yml"]
         config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] = [f"127.0.0.1:{self.am_port}"]
         job = config["scrape_configs"][0]
-        job.update(scrape_interval="1s", scrape_timeout="1s")
+        if not self.shipped:
+            job.update(scrape_interval="1s", scrape_timeout="1s")
         job["static_configs"][0]["targets"] = [f"127.0.0.1:{self.exporter_port}"]
         path = self.root / "prometheus.yml"
         path.write_text(yaml.safe_dump(config))
@@ -533,3 +542,37 @@ def test_every_dashboard_query_returns_data_at_the_shipped_scrape_interval(stack
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.mark.e2e
+def test_inhibition_silences_what_the_example_configuration_says(stack: Stack) -> None:
+    """In the real Alertmanager: an unreadable project silences its own job alerts and not
+    another project's; no exporter at all silences every other DLI alert."""
+    from datetime import UTC, datetime, timedelta
+
+    ends = (datetime.now(UTC) + timedelta(seconds=30)).isoformat()
+
+    def post(*alerts: dict[str, str]) -> None:
+        body = [{"labels": labels, "annotations": {"summary": "test"}, "endsAt": ends} for labels in alerts]
+        resp = requests.post(f"http://127.0.0.1:{stack.am_port}/api/v2/alerts", json=body, timeout=5)
+        assert resp.status_code == 200, resp.text
+
+    def notified() -> set[tuple[str, str]]:
+        return {(a["labels"]["alertname"], a["labels"].get("project_id", "")) for p in stack.received
+                for a in p["alerts"] if a["labels"].get("project_id", "").startswith("inh-")
+                or a["labels"].get("instance") == "inh-exporter"}
+
+    post({"alertname": "DliProjectUnreadable", "severity": "critical", "project_id": "inh-1"})
+    time.sleep(1)  # the inhibiting alert first, as Prometheus would have sent it
+    post({"alertname": "DliJobRunningException", "severity": "critical", "project_id": "inh-1", "job_id": "1"},
+         {"alertname": "DliJobRunningException", "severity": "critical", "project_id": "inh-2", "job_id": "2"})
+    time.sleep(4)
+    assert notified() == {("DliProjectUnreadable", "inh-1"), ("DliJobRunningException", "inh-2")}
+
+    post({"alertname": "DliExporterDown", "severity": "critical", "instance": "inh-exporter"})
+    time.sleep(1)
+    post({"alertname": "DliProjectArrears", "severity": "critical", "project_id": "inh-3"},
+         {"alertname": "DliProjectUnreadable", "severity": "critical", "project_id": "inh-4"})
+    time.sleep(4)
+    assert notified() == {("DliProjectUnreadable", "inh-1"), ("DliJobRunningException", "inh-2"),
+                          ("DliExporterDown", "")}
