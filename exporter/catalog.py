@@ -56,6 +56,8 @@ METRICS: tuple[MetricSpec, ...] = (
                "1 if automatic checkpoints are enabled for the job, else 0.", (P, JOB), "detail"),
     MetricSpec("dli_job_auto_restart_enabled", "gauge",
                "1 if the job restarts automatically on exceptions, else 0.", (P, JOB), "detail"),
+    MetricSpec("dli_project_info", "gauge", "A project the exporter reads, and its region; always 1.",
+               (P, "region"), "health"),
     MetricSpec("dli_up", "gauge", "1 if the last sweep of the project read every page, else 0.",
                (P,), "health"),
     MetricSpec("dli_scrape_duration_seconds", "gauge", "Wall time of the sweep behind the data, in seconds.",

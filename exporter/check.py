@@ -42,7 +42,7 @@ def check_project(api: DliApi, settings: Settings, target: Target, out: TextIO,
     timeout = max(CHECK_TIMEOUT, settings.scrape_timeout_seconds)
     summary = api.read(target, View.SUMMARY, clock() + timeout)
     detail = api.read(target, View.DETAIL, clock() + timeout)
-    region = settings.effective_region or "-"
+    region = target.region or "-"
     where = f"  endpoint {target.endpoint}" if settings.endpoint else ""
     header = f"  {'view':<8} {'result':<6} {'jobs':>5} {'pages':>6} {'seconds':>8}"
     lines = [f"project {target.project_id}  region {region}{where}  auth {_auth(settings)}", header,

@@ -64,10 +64,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.demo:
         from . import simulator as sim_module  # noqa: PLC0415  (only the demo needs it, never a real run)
 
-        simulator = sim_module.Simulator(sim_module.demo_projects(), evolve=True).start()
+        # Two projects in two regions, each at its region's endpoint (one simulator plays both).
+        simulator = sim_module.Simulator(sim_module.demo_projects(), evolve=True,
+                                         regions=sim_module.DEMO_REGIONS).start()
         overrides = {
-            "ak": sim_module.DEMO_AK, "sk": sim_module.DEMO_SK, "endpoint": simulator.url,
-            "project_ids": ",".join(simulator.projects), "show_detail": True, "cache_seconds": 0,
+            "ak": sim_module.DEMO_AK, "sk": sim_module.DEMO_SK, "endpoint": simulator.url + "/{region}",
+            "project_ids": ",".join(f"{sim_module.DEMO_REGIONS[pid]}:{pid}" for pid in simulator.projects),
+            "show_detail": True, "cache_seconds": 0,
             # Credentials of the real cloud in the environment must not leak into the demo:
             # an empty value overrides the variable and reads as unset.
             "iam_username": "", "security_token": "", **overrides,

@@ -9,7 +9,7 @@ with the default timeout; the HTTP route calls :meth:`DliCollector.fast_families
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Protocol, TypeVar
 
 from prometheus_client.metrics_core import Metric
@@ -45,10 +45,11 @@ class DliCollector(Collector):
 
     def __init__(self, source: SnapshotSource, stats: ApiStats, project_ids: Iterable[str], *,
                  per_job: bool = True, show_detail: bool = False, default_timeout: float = 10.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 regions: Mapping[str, str] | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self._source = source
         self._stats = stats
         self._project_ids = list(project_ids)
+        self._regions = dict(regions or {})  # project id -> region, for dli_project_info
         self._per_job = per_job
         self._show_detail = show_detail
         self._default_timeout = default_timeout
@@ -65,7 +66,7 @@ class DliCollector(Collector):
         return ScrapeRequest(self._clock() + self._default_timeout, self._default_timeout)
 
     def _rest(self, snapshot: Snapshot, scrape: ScrapeRequest) -> list[Family]:
-        return [*health_families(snapshot, self._project_ids, scrape_timeout=scrape.timeout),
+        return [*health_families(snapshot, self._project_ids, scrape_timeout=scrape.timeout, regions=self._regions),
                 *self._stats.families(),
                 *exporter_families(sweeps=self._source.sweeps, cache_hits=self._source.cache_hits)]
 

@@ -75,6 +75,7 @@ class Target:
     project_id: str
     endpoint: str
     credential: Credential
+    region: str = ""  # the project's region, where known (an endpoint given outright may not say)
 
 
 @dataclass(frozen=True)

@@ -104,7 +104,8 @@ def build_exporter(settings: Settings) -> Exporter:
     sweeper = Sweeper(views.read, settings.cache_seconds, workers=workers)
     collector = DliCollector(sweeper.scope(targets), stats, [t.project_id for t in targets],
                              per_job=settings.per_job_metrics, show_detail=settings.show_detail,
-                             default_timeout=settings.scrape_timeout_seconds)
+                             default_timeout=settings.scrape_timeout_seconds,
+                             regions={t.project_id: t.region for t in targets})
     app: Any = MetricsApp(collector, settings.scrape_timeout_seconds)
     if web is not None:
         app = Protected(app, web)

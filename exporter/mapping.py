@@ -9,7 +9,7 @@ These are the reference families: the fast renderer's per-job lines are checked 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from operator import attrgetter
 
 from prometheus_client.metrics_core import Metric
@@ -81,13 +81,16 @@ def job_families(snapshot: Snapshot, project_ids: Iterable[str], *, per_job: boo
     return [summary_family(projects), *families]
 
 
-def health_families(snapshot: Snapshot, project_ids: Iterable[str], *, scrape_timeout: float) -> list[Family]:
-    """The projects' health, and the scrape's timeout."""
+def health_families(snapshot: Snapshot, project_ids: Iterable[str], *, scrape_timeout: float,
+                    regions: Mapping[str, str] | None = None) -> list[Family]:
+    """The projects (with their regions: "" where unknown), their health, and the scrape's timeout."""
+    info = Family("dli_project_info")
     up = Family("dli_up")
     duration = Family("dli_scrape_duration_seconds")
     last = Family("dli_last_success_timestamp_seconds")
     detail = Family("dli_detail_last_success_timestamp_seconds")
     for pid in project_ids:
+        info.add((pid, (regions or {}).get(pid, "")), 1)
         result = snapshot.results.get(pid)
         up.add((pid,), 1 if result is not None and result.ok else 0)
         if result is not None:
@@ -98,7 +101,7 @@ def health_families(snapshot: Snapshot, project_ids: Iterable[str], *, scrape_ti
             last.add((pid,), snapshot.last_success[pid])
     timeout = Family("dli_scrape_timeout_seconds")
     timeout.add((), scrape_timeout)
-    return [up, duration, last, detail, timeout]
+    return [info, up, duration, last, detail, timeout]
 
 
 def exporter_families(*, sweeps: int, cache_hits: int) -> list[Family]:

@@ -30,6 +30,9 @@ from .domain import Credential, Target
 ENV_PREFIX = "DLI_EXPORTER_"
 DEFAULT_PORT = 9822
 _REGION_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)+$")
+# A project list entry: a project id, or region:project_id for a project outside the default region.
+_PROJECT_ENTRY = re.compile(r"(?:([a-z0-9]+(?:-[a-z0-9]+)+):)?([A-Za-z0-9_-]{1,64})")
+REGION_PLACEHOLDER = "{region}"
 
 
 @dataclass(frozen=True)
@@ -137,9 +140,10 @@ class Settings(BaseSettings):
     @field_validator("project_ids")
     @classmethod
     def _check_ids(cls, value: list[str]) -> list[str]:
-        for pid in value:
-            if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", pid):
-                raise ValueError("project ids are letters, digits, '-' and '_' (comma-separated)")
+        for entry in value:
+            if not _PROJECT_ENTRY.fullmatch(entry):
+                raise ValueError("expected project ids (letters, digits, '-' and '_'), each optionally as "
+                                 "region:project_id, comma-separated")
         return value
 
     @field_validator("log_level", "log_format", mode="before")
@@ -213,9 +217,25 @@ class Settings(BaseSettings):
 
     @property
     def api_endpoint(self) -> str:
+        """The endpoint of the default region (what the start-up log names)."""
+        return self.endpoint_for(self.effective_region or "")
+
+    def endpoint_for(self, region: str) -> str:
+        """DLI's endpoint for a project in ``region``: ``DLI_EXPORTER_ENDPOINT`` (its ``{region}``
+        replaced), else the SDK's table's."""
         if self.endpoint:
-            return self.endpoint
-        return schema.api_endpoint(str(self.effective_region))
+            return self.endpoint.replace(REGION_PLACEHOLDER, region)
+        return schema.api_endpoint(region)
+
+    @property
+    def project_entries(self) -> list[tuple[str, str]]:
+        """(region, project id) of each configured project; the default region where none is given."""
+        entries = []
+        for entry in self.effective_project_ids:
+            match = _PROJECT_ENTRY.fullmatch(entry)
+            if match is not None:
+                entries.append((match.group(1) or self.effective_region or "", match.group(2)))
+        return entries
 
     @property
     def token_endpoint(self) -> str:
@@ -248,11 +268,12 @@ class Settings(BaseSettings):
 
     @cached_property
     def targets(self) -> tuple[Target, ...]:
-        """The configured projects, each read at the endpoint with the credential."""
-        return tuple(self.target(pid) for pid in self.effective_project_ids)
+        """The configured projects, each read at its region's endpoint with the credential."""
+        return tuple(self.target(pid, region) for region, pid in self.project_entries)
 
-    def target(self, project_id: str) -> Target:
-        return Target(project_id, self.api_endpoint, self.credential)
+    def target(self, project_id: str, region: str | None = None) -> Target:
+        region = self.effective_region or "" if region is None else region
+        return Target(project_id, self.endpoint_for(region), self.credential, region)
 
     @model_validator(mode="after")
     def _check_together(self) -> Settings:
@@ -264,14 +285,26 @@ class Settings(BaseSettings):
         """Rules that span several settings. Raises ConfigError naming the variable to set."""
         if not self.effective_project_ids:
             raise ConfigError(ENV_PREFIX + "PROJECT_IDS", "no project id set (or set HUAWEICLOUD_SDK_PROJECT_ID)")
-        if not self.endpoint and not self.effective_region:
+        templated = bool(self.endpoint) and REGION_PLACEHOLDER in str(self.endpoint)
+        if any(not region for region, _ in self.project_entries) and (not self.endpoint or templated):
+            if templated:
+                raise ConfigError(ENV_PREFIX + "REGION",
+                                  "DLI_EXPORTER_ENDPOINT holds {region}: set a default region or give each "
+                                  "project as region:project_id")
             raise ConfigError(ENV_PREFIX + "REGION", "set a region (e.g. cn-north-4) or DLI_EXPORTER_ENDPOINT")
-        region = self.effective_region
-        needs_table = not self.endpoint or (self.uses_iam_login and not self.iam_endpoint)
-        if needs_table and region is not None and region not in schema.REGIONS:
+        if not self.endpoint:
+            for region, _ in self.project_entries:
+                if region not in schema.REGIONS:
+                    setting = ENV_PREFIX + ("REGION" if region == self.region else "PROJECT_IDS")
+                    if region == self.sdk_region and not self.region:
+                        setting = "HUAWEICLOUD_SDK_REGION"
+                    raise ConfigError(setting, f"{region} is not in the SDK's region table; "
+                                               "set DLI_EXPORTER_ENDPOINT for it")
+        default = self.effective_region
+        if self.uses_iam_login and not self.iam_endpoint and default is not None and default not in schema.REGIONS:
             setting = ENV_PREFIX + "REGION" if self.region else "HUAWEICLOUD_SDK_REGION"
-            fix = "DLI_EXPORTER_IAM_ENDPOINT" if self.endpoint else "DLI_EXPORTER_ENDPOINT"
-            raise ConfigError(setting, f"{region} is not in the SDK's region table; set {fix} for it")
+            raise ConfigError(setting,
+                              f"{default} is not in the SDK's region table; set DLI_EXPORTER_IAM_ENDPOINT for it")
         if self.uses_iam_login:
             if self.iam_password is None:
                 raise ConfigError(ENV_PREFIX + "IAM_PASSWORD", "required with DLI_EXPORTER_IAM_USERNAME")

@@ -213,8 +213,12 @@ def test_check_prints_a_table_per_project_and_exits_0() -> None:
     done = _check({}, "--demo")
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert len(lines) == 10 and lines[0].startswith("project 0a1b2c3d4e5f60718293a4b5c6d7e8f9  region -  endpoint ")
-    assert lines[0].endswith("auth AK/SK (DEMO...)")
+    # The demo's two projects are in two regions, each read at its region's endpoint.
+    assert len(lines) == 10
+    assert lines[0].startswith("project 0a1b2c3d4e5f60718293a4b5c6d7e8f9  region cn-north-4  endpoint http://127.0.0.1:")
+    assert lines[0].endswith("/cn-north-4  auth AK/SK (DEMO...)")
+    assert lines[5].startswith("project f0e1d2c3b4a5968778695a4b3c2d1e0f  region ap-southeast-1  endpoint ")
+    assert lines[5].endswith("/ap-southeast-1  auth AK/SK (DEMO...)")
     assert lines[1].split() == ["view", "result", "jobs", "pages", "seconds"]
     assert lines[2].split()[:4] == ["summary", "ok", "48", "1"] and lines[3].split()[:4] == ["detail", "ok", "48", "1"]
     assert lines[4].strip() == "jobs without run_mode: 0   without queue: 0"

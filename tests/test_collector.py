@@ -42,6 +42,10 @@ def parsed(raws: list[dict[str, Any]]) -> list[Any]:
     return [parse_job(r) for r in raws]
 
 
+# p3 without a region: an endpoint given outright need not say.
+GOLDEN_REGIONS = {"p1": "cn-north-4", "p2": "ap-southeast-1"}
+
+
 def golden_snapshot() -> Snapshot:
     """Every case the contract names: unknown and new statuses, nulls, odd label values, a failed
     project with an older success, and an empty project."""
@@ -97,6 +101,7 @@ class FixedSource:
 def registry_for(snapshot: Snapshot, stats: ApiStats | None = None, **kwargs: Any) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     kwargs.setdefault("show_detail", True)
+    kwargs.setdefault("regions", GOLDEN_REGIONS)
     registry.register(DliCollector(FixedSource(snapshot), stats or golden_stats(), ["p1", "p2", "p3"], **kwargs))
     return registry
 
@@ -176,7 +181,8 @@ def test_contract_values() -> None:
 
 def test_a_failed_project_has_no_job_series_and_others_are_untouched() -> None:
     output = generate_latest(registry_for(golden_snapshot()))
-    assert names_of(output, "p2") == {"dli_up", "dli_scrape_duration_seconds", "dli_last_success_timestamp_seconds",
+    assert names_of(output, "p2") == {"dli_project_info", "dli_up", "dli_scrape_duration_seconds",
+                                      "dli_last_success_timestamp_seconds",
                                       "dli_detail_last_success_timestamp_seconds",
                                       "dli_api_requests_total", "dli_api_request_duration_seconds_bucket",
                                       "dli_api_request_duration_seconds_count", "dli_api_request_duration_seconds_sum",
@@ -291,11 +297,13 @@ def test_the_readme_mirrors_the_table() -> None:
 
 def _families(snapshot: Snapshot, **kwargs: Any) -> list[Any]:
     kwargs.setdefault("show_detail", True)
+    kwargs.setdefault("regions", GOLDEN_REGIONS)
     return DliCollector(FixedSource(snapshot), golden_stats(), ["p1", "p2", "p3"], **kwargs).families()
 
 
 def _fast(snapshot: Snapshot, fmt: Any = format_value, **kwargs: Any) -> list[Any]:
     kwargs.setdefault("show_detail", True)
+    kwargs.setdefault("regions", GOLDEN_REGIONS)
     return DliCollector(FixedSource(snapshot), golden_stats(), ["p1", "p2", "p3"], **kwargs).fast_families(fmt)
 
 

@@ -424,8 +424,8 @@ def _dashboard_queries() -> list[tuple[str, str]]:
 
 def _substitute(expr: str) -> str:
     # What Grafana does before sending: "All" is the variables' allValue, ranges become durations.
-    return (expr.replace("$project", ".*").replace("$queue", ".*").replace("$__rate_interval", "1m")
-            .replace("$__range", "5m").replace("$__interval", "15s"))
+    return (expr.replace("$project", ".*").replace("$queue", ".*").replace("$region", ".*")
+            .replace("$__rate_interval", "1m").replace("$__range", "5m").replace("$__interval", "15s"))
 
 
 def _relaxed(title: str, expr: str) -> str:

@@ -165,3 +165,37 @@ def test_edge_jobs_are_a_valid_filter_and_the_detail_cadence_is_checked(monkeypa
     assert info.value.setting == "DLI_EXPORTER_DETAIL_INTERVAL_SECONDS"
     summary_only = load(monkeypatch, DLI_EXPORTER_SHOW_DETAIL="false", DLI_EXPORTER_DETAIL_INTERVAL_SECONDS="600")
     assert summary_only.show_detail is False
+
+
+def test_projects_in_several_regions(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = load(monkeypatch, DLI_EXPORTER_PROJECT_IDS="p1, ap-southeast-1:p2, eu-west-101:p3")
+    assert [(t.project_id, t.region, t.endpoint) for t in s.targets] == [
+        ("p1", "cn-north-4", "https://dli.cn-north-4.myhuaweicloud.com"),
+        ("p2", "ap-southeast-1", "https://dli.ap-southeast-1.myhuaweicloud.com"),
+        ("p3", "eu-west-101", "https://dli.eu-west-101.myhuaweicloud.eu")]
+    # Every project named with its region: no default region needed (an empty value is unset).
+    assert [t.region for t in load(monkeypatch, DLI_EXPORTER_REGION="",
+                                   DLI_EXPORTER_PROJECT_IDS="cn-north-4:p1,af-south-1:p2").targets] == [
+        "cn-north-4", "af-south-1"]
+    with pytest.raises(ConfigError) as info:
+        load(monkeypatch, DLI_EXPORTER_REGION="", DLI_EXPORTER_PROJECT_IDS="cn-north-4:p1,p2")
+    assert info.value.setting == "DLI_EXPORTER_REGION"
+    with pytest.raises(ConfigError) as unknown:
+        load(monkeypatch, DLI_EXPORTER_PROJECT_IDS="xx-nowhere-1:p1")
+    assert str(unknown.value) == ("DLI_EXPORTER_PROJECT_IDS: xx-nowhere-1 is not in the SDK's region table; "
+                                  "set DLI_EXPORTER_ENDPOINT for it")
+    with pytest.raises(ConfigError):
+        load(monkeypatch, DLI_EXPORTER_PROJECT_IDS="cn-north-4:p1:extra")
+
+
+def test_an_endpoint_may_hold_the_region(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = load(monkeypatch, DLI_EXPORTER_ENDPOINT="https://dli.{region}.internal:8443/",
+             DLI_EXPORTER_PROJECT_IDS="p1,xx-private-1:p2")
+    assert [(t.region, t.endpoint) for t in s.targets] == [("cn-north-4", "https://dli.cn-north-4.internal:8443"),
+                                                          ("xx-private-1", "https://dli.xx-private-1.internal:8443")]
+    plain = load(monkeypatch, DLI_EXPORTER_ENDPOINT="http://127.0.0.1:8080", DLI_EXPORTER_PROJECT_IDS="p1")
+    assert plain.targets[0].endpoint == "http://127.0.0.1:8080"
+    with pytest.raises(ConfigError) as info:
+        load(monkeypatch, DLI_EXPORTER_REGION="", DLI_EXPORTER_ENDPOINT="https://dli.{region}.internal",
+             DLI_EXPORTER_PROJECT_IDS="p1")
+    assert info.value.setting == "DLI_EXPORTER_REGION" and "{region}" in info.value.problem

@@ -22,6 +22,7 @@ The exporter imports it only for ``--demo``. Run it alone with ``python -m expor
 from .data import (
     DEMO_AK,
     DEMO_PROJECTS,
+    DEMO_REGIONS,
     DEMO_SK,
     JOB_TYPES,
     QUEUES,
@@ -36,6 +37,6 @@ from .model import Fault, Recorded
 from .service import Simulator
 from .signature import sign_request
 
-__all__ = ["DEMO_AK", "DEMO_PROJECTS", "DEMO_SK", "JOB_TYPES", "QUEUES", "RUN_MODES", "STATUSES", "Fault",
-           "Gateway", "Recorded",
-           "Simulator", "demo_projects", "make_job", "sign_request", "synthetic_projects"]
+__all__ = ["DEMO_AK", "DEMO_PROJECTS", "DEMO_REGIONS", "DEMO_SK", "JOB_TYPES", "QUEUES", "RUN_MODES", "STATUSES",
+           "Fault", "Gateway", "Recorded", "Simulator", "demo_projects", "make_job", "sign_request",
+           "synthetic_projects"]

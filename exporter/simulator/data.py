@@ -25,6 +25,7 @@ NAME_VERBS = ("enrich", "aggregate", "dedupe", "join", "sink", "window", "detect
 DEMO_AK = "DEMOACCESSKEY0000000"
 DEMO_SK = "demo-secret-key-not-for-production"
 DEMO_PROJECTS = ("0a1b2c3d4e5f60718293a4b5c6d7e8f9", "f0e1d2c3b4a5968778695a4b3c2d1e0f")
+DEMO_REGIONS = {DEMO_PROJECTS[0]: "cn-north-4", DEMO_PROJECTS[1]: "ap-southeast-1"}  # two regions, as many tenants have
 
 
 def make_job(job_id: int, rng: random.Random, now_ms: int, status: str | None = None) -> dict[str, Any]:

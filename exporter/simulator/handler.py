@@ -16,7 +16,9 @@ from .model import Recorded
 if TYPE_CHECKING:
     from .service import Simulator
 
-LIST_PATH = re.compile(r"^/v1\.0/([^/]+)/streaming/jobs/?$")
+# The list API, optionally under a region prefix (/cn-north-4/v1.0/...): one simulator then plays
+# the endpoints of several regions, as DLI_EXPORTER_ENDPOINT=http://127.0.0.1:PORT/{region} asks.
+LIST_PATH = re.compile(r"^(?:/([a-z0-9]+(?:-[a-z0-9]+)+))?/v1\.0/([^/]+)/streaming/jobs/?$")
 TOKEN_PATH = "/v3/auth/tokens"  # noqa: S105  (a path, not a secret)
 
 
@@ -91,7 +93,8 @@ class Handler(BaseHTTPRequestHandler):
             self._send(404, json.dumps({"error_code": "APIGW.0101", "error_msg": "The API does not exist.",
                                         "request_id": request_id}).encode(), request_id, {}, record)
             return
-        project_id = unquote(match.group(1))
+        project_id = unquote(match.group(2))
+        record.region = match.group(1) or ""
         try:
             page = int(query.get("offset", "0")) // max(1, int(query.get("limit", "10")))
         except ValueError:
@@ -141,7 +144,7 @@ class Handler(BaseHTTPRequestHandler):
         if "bad_shape" in kinds:
             self._send(200, b'{"is_success": "true", "job_list": "none"}', request_id, {}, record)
             return
-        status, answer = sim.list_jobs(project_id, query)
+        status, answer = sim.list_jobs(project_id, query, record.region)
         if "sloppy_types" in kinds and status == 200:
             answer = _sloppy_types(answer)
         if "wrong_types" in kinds and status == 200:

@@ -53,3 +53,4 @@ class Recorded:
     at: float = field(default_factory=time.monotonic)
     peer: tuple[str, int] = ("", 0)  # the client's address: one per TCP connection
     request_id: str = ""  # the X-Request-Id the answer carried
+    region: str = ""  # the region prefix of the path, if any

@@ -33,8 +33,9 @@ class Simulator:
                  iam_users: dict[tuple[str, str], str] | None = None, latency: float = 0.0,
                  evolve: bool = False, evolve_every: float = 5.0, seed: int = 0, token_ttl: float = 24 * 3600,
                  live_durations: bool = False, sparse_summary: bool = False,
-                 gateway: Gateway | None = None) -> None:
+                 gateway: Gateway | None = None, regions: dict[str, str] | None = None) -> None:
         self.sparse_summary = sparse_summary
+        self.regions = dict(regions or {})  # project id -> its region: found only under that prefix
         self.gateway = gateway if gateway is not None else Gateway()
         self.projects: dict[str, list[dict[str, Any]]] = projects if projects is not None else {}
         self.credentials = dict(credentials if credentials is not None else {DEMO_AK: DEMO_SK})
@@ -172,8 +173,8 @@ class Simulator:
 
     # --- the API ---
 
-    def list_jobs(self, project_id: str, query: dict[str, str]) -> tuple[int, dict[str, Any]]:
-        """The list API's answer (status, body) for a verified request."""
+    def list_jobs(self, project_id: str, query: dict[str, str], region: str = "") -> tuple[int, dict[str, Any]]:
+        """The list API's answer (status, body) for a verified request, at ``region``'s endpoint."""
         def bad(msg: str) -> tuple[int, dict[str, Any]]:
             return 400, {"error_code": "DLI.0001", "error_msg": msg}
 
@@ -195,7 +196,8 @@ class Simulator:
         filters = tuple(sorted((k, v) for k, v in query.items() if k in _FILTERS))
         with self._lock:
             jobs = self.projects.get(project_id)
-            if jobs is None:
+            home = self.regions.get(project_id)
+            if jobs is None or (region and home is not None and home != region):
                 return 404, {"error_code": "DLI.0023", "error_msg": f"Project {project_id} not found."}
             key = (project_id, order, filters)
             selected = self._selections.get(key)
