@@ -45,11 +45,14 @@ class DliCollector(Collector):
 
     def __init__(self, source: SnapshotSource, stats: ApiStats, project_ids: Iterable[str], *,
                  per_job: bool = True, show_detail: bool = False, default_timeout: float = 10.0,
-                 regions: Mapping[str, str] | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+                 regions: Mapping[str, str] | None = None, exporter_wide: bool = True,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._source = source
         self._stats = stats
         self._project_ids = list(project_ids)
         self._regions = dict(regions or {})  # project id -> region, for dli_project_info
+        # The exporter's own counters and build info go on /metrics only, not on each /probe.
+        self._exporter_wide = exporter_wide
         self._per_job = per_job
         self._show_detail = show_detail
         self._default_timeout = default_timeout
@@ -66,8 +69,10 @@ class DliCollector(Collector):
         return ScrapeRequest(self._clock() + self._default_timeout, self._default_timeout)
 
     def _rest(self, snapshot: Snapshot, scrape: ScrapeRequest) -> list[Family]:
-        return [*health_families(snapshot, self._project_ids, scrape_timeout=scrape.timeout, regions=self._regions),
-                *self._stats.families(),
+        health = health_families(snapshot, self._project_ids, scrape_timeout=scrape.timeout, regions=self._regions)
+        if not self._exporter_wide:
+            return health
+        return [*health, *self._stats.families(),
                 *exporter_families(sweeps=self._source.sweeps, cache_hits=self._source.cache_hits)]
 
     def families(self, scrape: ScrapeRequest | None = None) -> list[Family]:

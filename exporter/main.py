@@ -17,8 +17,11 @@ from wsgiref.simple_server import WSGIServer
 from . import __version__
 from .collector import DliCollector
 from .dli.api import DliApi
+from .domain import Target
+from .listen import parse_listen_address
+from .probe import Probes
 from .selfmetrics import ApiStats
-from .settings import ConfigError, Settings, parse_listen_address
+from .settings import ConfigError, Settings
 from .sweeper import MAX_WORKERS, Sweeper
 from .views import Views
 from .web import server as http_server
@@ -99,14 +102,22 @@ def build_exporter(settings: Settings) -> Exporter:
             raise ConfigError("DLI_EXPORTER_WEB_CONFIG_FILE", f"{settings.web_config_file}: {exc}") from None
     api = DliApi(settings, stats)
     targets = settings.targets
-    workers = min(MAX_WORKERS, len(targets))
+    workers = MAX_WORKERS if not targets else min(MAX_WORKERS, len(targets))
     views = Views(api.read, detail=settings.show_detail, interval=settings.detail_interval_seconds, workers=workers)
-    sweeper = Sweeper(views.read, settings.cache_seconds, workers=workers)
+    configured = {t.project_id for t in targets}
+
+    def forget(target: Target) -> None:
+        views.forget(target)
+        api.forget(target)
+        if target.project_id not in configured:
+            stats.forget(target.project_id)
+
+    sweeper = Sweeper(views.read, settings.cache_seconds, workers=workers, pinned=targets, on_evict=forget)
     collector = DliCollector(sweeper.scope(targets), stats, [t.project_id for t in targets],
                              per_job=settings.per_job_metrics, show_detail=settings.show_detail,
                              default_timeout=settings.scrape_timeout_seconds,
                              regions={t.project_id: t.region for t in targets})
-    app: Any = MetricsApp(collector, settings.scrape_timeout_seconds)
+    app: Any = MetricsApp(collector, settings.scrape_timeout_seconds, Probes(settings, sweeper, stats))
     if web is not None:
         app = Protected(app, web)
     host, port = parse_listen_address(settings.listen_address)

@@ -55,6 +55,18 @@ class ApiStats:
             self._web_config = Gauge(name, SPECS[name].help, registry=self.registry)
         self._web_config.set(1 if ok else 0)
 
+    def forget(self, project_id: str) -> None:
+        """Drop the counters of a project that has gone unused (a probed target): their label sets
+        would otherwise grow with every project ever probed."""
+        metrics: list[tuple[Counter | Histogram, str]] = [
+            (self._requests, "dli_api_requests_total"), (self._latency, "dli_api_request_duration_seconds"),
+            (self._retries, "dli_api_retries_total"), (self._logins, "dli_iam_logins_total")]
+        for metric, name in metrics:
+            names = SPECS[name].labels  # a histogram's samples add "le": take the metric's own labels
+            for labels in {tuple(s.labels.get(n, "") for n in names) for family in metric.collect()
+                           for s in family.samples if s.labels.get("project_id") == project_id}:
+                metric.remove(*labels)
+
     def families(self) -> list[Family]:
         return [from_client_metric(metric) for metric in self.registry.collect()]
 

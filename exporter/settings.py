@@ -26,13 +26,12 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .dli import schema
 from .domain import Credential, Target
+from .listen import parse_listen_address
+from .projects import PROBE_ENTRY, REGION_PLACEHOLDER, endpoint_for, split_entry
 
 ENV_PREFIX = "DLI_EXPORTER_"
 DEFAULT_PORT = 9822
 _REGION_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)+$")
-# A project list entry: a project id, or region:project_id for a project outside the default region.
-_PROJECT_ENTRY = re.compile(r"(?:([a-z0-9]+(?:-[a-z0-9]+)+):)?([A-Za-z0-9_-]{1,64})")
-REGION_PLACEHOLDER = "{region}"
 
 
 @dataclass(frozen=True)
@@ -100,6 +99,7 @@ class Settings(BaseSettings):
     region: str | None = None
     endpoint: str | None = None
     project_ids: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    probe_allowed: Annotated[list[str], NoDecode] = Field(default_factory=list)  # what /probe may sweep
 
     # --- what to ask for (passed through to the list API) ---
     show_detail: bool = True  # also read the detail view (run_mode, job_config), on its own cadence
@@ -123,7 +123,7 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["logfmt", "json"] = "logfmt"
 
-    @field_validator("project_ids", mode="before")
+    @field_validator("project_ids", "probe_allowed", mode="before")
     @classmethod
     def _split_ids(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -141,9 +141,17 @@ class Settings(BaseSettings):
     @classmethod
     def _check_ids(cls, value: list[str]) -> list[str]:
         for entry in value:
-            if not _PROJECT_ENTRY.fullmatch(entry):
+            if split_entry(entry) is None:
                 raise ValueError("expected project ids (letters, digits, '-' and '_'), each optionally as "
                                  "region:project_id, comma-separated")
+        return value
+
+    @field_validator("probe_allowed")
+    @classmethod
+    def _check_allowed(cls, value: list[str]) -> list[str]:
+        if any(split_entry(entry, PROBE_ENTRY) is None for entry in value):
+            raise ValueError("expected project ids (32 lower-case hex digits), each optionally as "
+                             "region:project_id, comma-separated")
         return value
 
     @field_validator("log_level", "log_format", mode="before")
@@ -224,7 +232,7 @@ class Settings(BaseSettings):
         """DLI's endpoint for a project in ``region``: ``DLI_EXPORTER_ENDPOINT`` (its ``{region}``
         replaced), else the SDK's table's."""
         if self.endpoint:
-            return self.endpoint.replace(REGION_PLACEHOLDER, region)
+            return endpoint_for(self.endpoint, region)
         return schema.api_endpoint(region)
 
     @property
@@ -232,10 +240,15 @@ class Settings(BaseSettings):
         """(region, project id) of each configured project; the default region where none is given."""
         entries = []
         for entry in self.effective_project_ids:
-            match = _PROJECT_ENTRY.fullmatch(entry)
-            if match is not None:
-                entries.append((match.group(1) or self.effective_region or "", match.group(2)))
+            split = split_entry(entry)
+            if split is not None:
+                entries.append((split[0] or self.effective_region or "", split[1]))
         return entries
+
+    @property
+    def probe_allowlist(self) -> frozenset[tuple[str | None, str]]:
+        """(region or None for any, project id) of each entry of DLI_EXPORTER_PROBE_ALLOWED."""
+        return frozenset(s for entry in self.probe_allowed if (s := split_entry(entry, PROBE_ENTRY)) is not None)
 
     @property
     def token_endpoint(self) -> str:
@@ -283,8 +296,6 @@ class Settings(BaseSettings):
 
     def check(self) -> None:
         """Rules that span several settings. Raises ConfigError naming the variable to set."""
-        if not self.effective_project_ids:
-            raise ConfigError(ENV_PREFIX + "PROJECT_IDS", "no project id set (or set HUAWEICLOUD_SDK_PROJECT_ID)")
         templated = bool(self.endpoint) and REGION_PLACEHOLDER in str(self.endpoint)
         if any(not region for region, _ in self.project_entries) and (not self.endpoint or templated):
             if templated:
@@ -359,20 +370,6 @@ def unknown_env_names(environ: Mapping[str, str] | None = None) -> list[str]:
     env = os.environ if environ is None else environ
     known = known_env_names()
     return sorted(k for k in env if k.upper().startswith(ENV_PREFIX) and k.upper() not in known)
-
-
-def parse_listen_address(value: str) -> tuple[str, int]:
-    """``host:port``, ``:port`` or ``[v6]:port`` to (host, port); an empty host means all."""
-    value = value.strip()
-    host, sep, port_text = value.rpartition(":")
-    if not sep or not port_text.isdigit():
-        raise ValueError("expected host:port, e.g. 0.0.0.0:9822 or :9822")
-    port = int(port_text)
-    if port > 65535:
-        raise ValueError("the port must be from 0 to 65535")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    return (host or "0.0.0.0", port)  # noqa: S104  (an empty host means all, as in Go exporters)
 
 
 def load_settings(overrides: Mapping[str, Any] | None = None) -> Settings:

@@ -23,6 +23,7 @@ from .workers import DaemonPool
 log = logging.getLogger(__name__)
 
 HANDOVER = 0.1  # seconds a scrape waits past its deadline for a sweep that is handing over its result
+IDLE_EVICT = 900.0  # a target nobody asked for in this long is forgotten (probed targets come and go)
 MAX_WORKERS = 16
 WAITED_TOO_LONG = "scrape deadline reached while waiting for the sweep"
 
@@ -43,14 +44,24 @@ class _State:
     latest_at: float = 0.0  # clock() when it finished
     flight: _Flight | None = None
     last_success: float | None = None  # epoch seconds
+    used: float = 0.0  # clock() of the last scrape that asked for it
 
 
 class Sweeper:
     """Sweeps targets with ``read``; ``get`` gives a snapshot of several targets for one scrape."""
 
     def __init__(self, read: Read, cache_seconds: float, *, workers: int = MAX_WORKERS,
-                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
+                 pinned: Iterable[Target] = (), on_evict: Callable[[Target], None] | None = None,
+                 idle_evict: float = IDLE_EVICT, clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time) -> None:
         self._read = read
+        # Memory stays bounded however many distinct targets /probe is asked for: a target idle
+        # for `idle_evict` is forgotten (and `on_evict` told, for what others keep per target),
+        # except the configured ones of /metrics.
+        self._pinned = frozenset(pinned)
+        self._on_evict = on_evict
+        self._idle_evict = idle_evict
+        self._next_eviction = 0.0
         self._cache_seconds = cache_seconds
         self._clock = clock
         self._wall = wall
@@ -71,8 +82,10 @@ class Sweeper:
         starting: list[tuple[Target, _Flight]] = []
         with self._lock:
             now = self._clock()
+            evicted = self._evict(now, set(targets)) if now >= self._next_eviction else []
             for target in targets:
                 state = self._states.setdefault(target, _State())
+                state.used = now
                 if state.latest is not None and now - state.latest_at < self._cache_seconds:
                     results[target.project_id] = state.latest
                     continue
@@ -84,6 +97,9 @@ class Sweeper:
                 self.sweeps += 1
             else:
                 self.cache_hits += 1
+        for target in evicted:
+            if self._on_evict is not None:
+                self._on_evict(target)
         for target, flight in starting:
             self._workers.submit(self._fly, target, flight, deadline)
         for target, flight in waiting:
@@ -92,6 +108,16 @@ class Sweeper:
             last = {t.project_id: s.last_success for t in targets
                     if (s := self._states.get(t)) is not None and s.last_success is not None}
         return Snapshot(results, last)
+
+    def _evict(self, now: float, wanted: set[Target]) -> list[Target]:
+        """Forget targets idle for ``idle_evict`` but ``wanted`` (under the lock); checked once a
+        minute at most."""
+        self._next_eviction = now + min(60.0, self._idle_evict)
+        idle = [t for t, s in self._states.items() if t not in self._pinned and t not in wanted
+                and s.flight is None and now - s.used >= self._idle_evict]
+        for target in idle:
+            del self._states[target]
+        return idle
 
     def _wait(self, target: Target, flight: _Flight, deadline: float) -> ProjectResult:
         if flight.done.wait(max(0.0, deadline - self._clock()) + HANDOVER) and flight.result is not None:

@@ -164,6 +164,13 @@ class Views:
             state.flight = None
         return result
 
+    def forget(self, target: Target) -> None:
+        """Drop what is kept of ``target``'s detail view (it has gone unused)."""
+        with self._lock:
+            state = self._states.get(target)
+            if state is not None and state.flight is None:
+                del self._states[target]
+
     def close(self) -> None:
         if self._workers is not None:
             self._workers.shutdown()

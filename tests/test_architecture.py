@@ -15,12 +15,12 @@ PACKAGE = Path(__file__).resolve().parents[1] / "exporter"
 
 # Each module may import only modules before it (and the package root, for __version__).
 ORDER = [
-    "domain", "logs", "workers",
+    "domain", "logs", "workers", "listen", "projects",
     "dli.schema", "catalog", "settings",
     "render", "mapping", "selfmetrics",
     "dli.transport", "dli.holdback", "dli.credentials", "dli.reader", "dli.api",
     "views", "sweeper",
-    "collector",
+    "collector", "probe",
     "web.config", "web.guard", "web.app", "web.server",
     "main", "check", "cli",
 ]

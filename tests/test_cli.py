@@ -33,7 +33,7 @@ GOOD = {"HUAWEICLOUD_SDK_AK": "AK", "HUAWEICLOUD_SDK_SK": "very-secret-sk-value"
     ({**GOOD, "DLI_EXPORTER_SHOW_DETAIL": "perhaps"}, "DLI_EXPORTER_SHOW_DETAIL"),
     ({**GOOD, "DLI_EXPORTER_REGION": "Not A Region"}, "DLI_EXPORTER_REGION"),
     ({**GOOD, "DLI_EXPORTER_ENDPOINT": "dli.example.com"}, "DLI_EXPORTER_ENDPOINT"),
-    ({k: v for k, v in GOOD.items() if k != "DLI_EXPORTER_PROJECT_IDS"}, "DLI_EXPORTER_PROJECT_IDS"),
+    ({**GOOD, "DLI_EXPORTER_PROJECT_IDS": "cn-north-4:p1:x"}, "DLI_EXPORTER_PROJECT_IDS"),
     ({k: v for k, v in GOOD.items() if k != "DLI_EXPORTER_REGION"}, "DLI_EXPORTER_REGION"),
     ({k: v for k, v in GOOD.items() if not k.startswith("HUAWEICLOUD")}, "HUAWEICLOUD_SDK_AK"),
     ({k: v for k, v in GOOD.items() if k != "HUAWEICLOUD_SDK_SK"}, "HUAWEICLOUD_SDK_SK"),

@@ -286,11 +286,11 @@ def test_jobs_deleted_while_paging_trigger_a_second_read() -> None:
         original = sim.list_jobs
         deleted = threading.Event()
 
-        def list_jobs(project_id: str, query: dict[str, str]) -> Any:
+        def list_jobs(project_id: str, query: dict[str, str], region: str = "") -> Any:
             if query.get("offset") == "200" and not deleted.is_set():
                 deleted.set()
                 sim.set_jobs("p1", data[1:])
-            return original(project_id, query)
+            return original(project_id, query, region)
 
         sim.list_jobs = list_jobs  # type: ignore[method-assign]
         client = client_for(sim, concurrency=1)
@@ -307,10 +307,10 @@ def test_jobs_created_while_paging_are_read_too() -> None:
     with Simulator({"p1": data}) as sim:
         original = sim.list_jobs
 
-        def list_jobs(project_id: str, query: dict[str, str]) -> Any:
+        def list_jobs(project_id: str, query: dict[str, str], region: str = "") -> Any:
             if query.get("offset") == "100" and len(sim.projects["p1"]) == 200:
                 sim.set_jobs("p1", data + jobs(5, start=1000))
-            return original(project_id, query)
+            return original(project_id, query, region)
 
         sim.list_jobs = list_jobs  # type: ignore[method-assign]
         client = client_for(sim, concurrency=1)

@@ -224,6 +224,26 @@ def test_prometheus_example_config_is_valid() -> None:
     assert job["job_name"] == "dli-exporter" and "scrape_timeout" in job
 
 
+def test_the_probe_example_config_is_valid_and_relabels_as_documented() -> None:
+    config_path = DEPLOY / "prometheus" / "probe.yml"
+    result = run(tool("promtool"), "check", "config", str(config_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    jobs = {job["job_name"]: job for job in yaml.safe_load(config_path.read_text())["scrape_configs"]}
+    assert jobs["dli-probe"]["metrics_path"] == "/probe" and "dli-exporter" in jobs
+    # The relabelling, applied as Prometheus applies it (Go's RE2 anchors the regex).
+    rules = jobs["dli-probe"]["relabel_configs"]
+    for address, target, region in (("0a1b2c3d4e5f60718293a4b5c6d7e8f9", "0a1b2c3d4e5f60718293a4b5c6d7e8f9", None),
+                                    ("ap-southeast-1:" + "f" * 32, "f" * 32, "ap-southeast-1")):
+        labels = {"__address__": address}
+        for rule in rules:
+            value = ";".join(labels.get(name, "") for name in rule.get("source_labels", []))
+            match = re.fullmatch(rule.get("regex", "(.*)"), value)
+            if match:
+                labels[rule["target_label"]] = match.expand(re.sub(r"\$(\d)", r"\\\1", rule.get("replacement", "$1")))
+        assert labels["__param_target"] == target and labels["instance"] == target
+        assert labels.get("__param_region") == region and labels["__address__"] == "dli-exporter:9822"
+
+
 def test_alertmanager_example_config_is_valid() -> None:
     result = run(tool("amtool"), "check-config", str(DEPLOY / "alertmanager" / "alertmanager.yml"))
     assert result.returncode == 0, result.stdout + result.stderr

@@ -162,11 +162,12 @@ def test_a_format_without_a_fast_path_is_encoded_by_prometheus_client(monkeypatc
 
     from exporter.collector import DliCollector
     from exporter.web import app as app_module
-    from tests.test_collector import FixedSource, golden_snapshot, golden_stats, registry_for
+    from tests.test_collector import GOLDEN_REGIONS, FixedSource, golden_snapshot, golden_stats, registry_for
 
     real = app_module.negotiate
     monkeypatch.setattr(app_module, "negotiate", lambda accept: (None, *real(accept)[1:]))
-    collector = DliCollector(FixedSource(golden_snapshot()), golden_stats(), ["p1", "p2", "p3"], show_detail=True)
+    collector = DliCollector(FixedSource(golden_snapshot()), golden_stats(), ["p1", "p2", "p3"], show_detail=True,
+                             regions=GOLDEN_REGIONS)
     status: list[str] = []
     body = b"".join(app_module.MetricsApp(collector, 10.0)({"PATH_INFO": "/metrics", "REQUEST_METHOD": "GET"},
                                                           lambda s, _h: status.append(s)))

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from exporter.listen import parse_listen_address
 from exporter.settings import (
     ConfigError,
     Settings,
     env_name,
     load_settings,
-    parse_listen_address,
     unknown_env_names,
 )
 
@@ -84,7 +84,7 @@ def test_iam_login_needs_no_access_key(monkeypatch: pytest.MonkeyPatch) -> None:
     ({"DLI_EXPORTER_REQUEST_TIMEOUT_SECONDS": "0"}, "DLI_EXPORTER_REQUEST_TIMEOUT_SECONDS"),
     ({"DLI_EXPORTER_LOG_FORMAT": "xml"}, "DLI_EXPORTER_LOG_FORMAT"),
     ({"DLI_EXPORTER_PROJECT_IDS": "a/b"}, "DLI_EXPORTER_PROJECT_IDS"),
-    ({"DLI_EXPORTER_PROJECT_IDS": " , "}, "DLI_EXPORTER_PROJECT_IDS"),
+    ({"DLI_EXPORTER_PROBE_ALLOWED": "p1"}, "DLI_EXPORTER_PROBE_ALLOWED"),  # not a 32-hex project id
     ({"DLI_EXPORTER_LISTEN_ADDRESS": "host:99999"}, "DLI_EXPORTER_LISTEN_ADDRESS"),
     ({"DLI_EXPORTER_IAM_ENDPOINT": "iam"}, "DLI_EXPORTER_IAM_ENDPOINT"),
     ({"HUAWEICLOUD_SDK_SK": " "}, "HUAWEICLOUD_SDK_SK"),

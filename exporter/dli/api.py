@@ -45,6 +45,10 @@ class DliApi:
     def read(self, target: Target, view: View, deadline: float) -> ProjectResult:
         return self.reader.read(target, view, deadline)
 
+    def forget(self, target: Target) -> None:
+        """Drop what the DLI side keeps of ``target`` (its IAM token)."""
+        self.credentials.forget(target)
+
     def close(self) -> None:
         self.transport.close()
         self._pages.shutdown()

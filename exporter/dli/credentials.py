@@ -272,6 +272,11 @@ class Credentials:
     def __repr__(self) -> str:
         return f"Credentials({sorted(c.kind for c in self._secrets)})"
 
+    def forget(self, target: Target) -> None:
+        """Drop ``target``'s IAM token (it has gone unused); a signer serves every project alike."""
+        with self._lock:
+            self._tokens.pop((target.credential, target.project_id), None)
+
     def auth_for(self, target: Target, deadline: float) -> Auth:
         """What signs one call for ``target``; a login (for IAM) ends by ``deadline``."""
         secret = self._secrets[target.credential]

@@ -21,6 +21,7 @@ from prometheus_client.exposition import gzip_accepted
 
 from .. import __version__
 from ..domain import ScrapeRequest
+from ..probe import ProbeRefused
 from ..render import FamilyLike, Format, ValueFormatter, negotiate, render_chunks
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,12 @@ class Families(Protocol):
                       escaping: str = "underscores") -> list[Any]: ...
 
     def families(self, scrape: ScrapeRequest | None = None) -> list[Any]: ...
+
+
+class ProbeSource(Protocol):
+    """What ``/probe`` serves: the families of the target a query names (ProbeRefused if none)."""
+
+    def collector(self, query: str) -> Families: ...
 
 
 def scrape_timeout(header: str | None, default: float) -> float:
@@ -83,9 +90,10 @@ class _Prebuilt:
 class MetricsApp:
     """The WSGI application."""
 
-    def __init__(self, collector: Families, default_timeout: float,
+    def __init__(self, collector: Families, default_timeout: float, probes: ProbeSource | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._collector = collector
+        self._probes = probes
         self._formatter = ValueFormatter()
         self._default_timeout = default_timeout
         self._clock = clock
@@ -106,7 +114,14 @@ class MetricsApp:
             return self._reply(start_response, "405 Method Not Allowed", b"method not allowed\n",
                                extra=[("Allow", "GET, HEAD")])
         if path == "/metrics":
-            return self._metrics(environ, start_response)
+            return self._metrics(environ, start_response, self._collector)
+        if path == "/probe" and self._probes is not None:
+            try:
+                collector = self._probes.collector(environ.get("QUERY_STRING", ""))
+            except ProbeRefused as refused:
+                status = "403 Forbidden" if refused.status == 403 else "400 Bad Request"
+                return self._reply(start_response, status, f"{refused.reason}\n".encode())
+            return self._metrics(environ, start_response, collector)
         if path == "/healthz":
             # Liveness only: it must not cost an API call, or probes would spend the API's quota.
             return self._reply(start_response, "200 OK", b"ok\n")
@@ -118,15 +133,16 @@ class MetricsApp:
         timeout = scrape_timeout(environ.get("HTTP_X_PROMETHEUS_SCRAPE_TIMEOUT_SECONDS"), self._default_timeout)
         return ScrapeRequest(self._clock() + scrape_budget(timeout), timeout)
 
-    def _metrics(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    def _metrics(self, environ: dict[str, Any], start_response: StartResponse,
+                 collector: Families) -> Iterable[bytes]:
         scrape = self.scrape_request(environ)
         negotiated, encoder, content_type = negotiate(environ.get("HTTP_ACCEPT", ""))
         chunks: Iterable[bytes]
         if negotiated is None:  # a format prometheus-client knows and we do not: its own encoder
-            chunks = [encoder(_Prebuilt(self._collector.families(scrape)))]
+            chunks = [encoder(_Prebuilt(collector.families(scrape)))]
         else:
             self._formatter.start_render()
-            families: list[FamilyLike] = self._collector.fast_families(self._formatter, scrape, negotiated.escaping)
+            families: list[FamilyLike] = collector.fast_families(self._formatter, scrape, negotiated.escaping)
             chunks = render_chunks(families, negotiated, self._formatter)
             del families  # the chunks consume it: each family is freed once written
         headers = []

@@ -1,0 +1,153 @@
+"""``/probe?target=...&region=...``: one project on demand, with the same sweeps as /metrics."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter.main import Exporter
+from exporter.simulator import Fault, Simulator
+from tests.helpers import jobs
+
+Start = Callable[..., Exporter]
+A, B, C = "a" * 32, "b" * 32, "c" * 32  # project ids as /probe takes them: 32 lower-case hex digits
+
+
+def probe(exporter: Exporter, timeout: float = 5, **params: str) -> requests.Response:
+    return requests.get(exporter.url + "/probe", params=params, timeout=timeout + 5,
+                        headers={"X-Prometheus-Scrape-Timeout-Seconds": f"{timeout:g}"})
+
+
+def series(resp: requests.Response) -> dict[str, set[str]]:
+    """Family name -> the project ids its samples carry ("" for none)."""
+    out: dict[str, set[str]] = {}
+    for family in text_string_to_metric_families(resp.text):
+        for sample in family.samples:
+            out.setdefault(family.name, set()).add(sample.labels.get("project_id", ""))
+    return out
+
+
+def test_a_probe_answers_for_its_target_only(exporter_for: Start) -> None:
+    with Simulator({A: jobs(150), B: jobs(3, start=1001)}) as sim:
+        exporter = exporter_for(sim, project_ids="")  # /probe only: nothing configured
+        got = series(probe(exporter, target=A))
+        metrics = series(requests.get(exporter.url + "/metrics", timeout=10))
+    assert got["dli_up"] == {A} and got["dli_job_info"] == {A} and got["dli_project_info"] == {A}
+    assert all(ids <= {A, ""} for ids in got.values()), got
+    # Exporter-wide series stay on /metrics; /metrics of a /probe-only exporter has only those.
+    assert "dli_exporter_build_info" not in got and "dli_api_requests" not in got
+    assert "dli_exporter_build_info" in metrics and "dli_up" not in metrics
+
+
+def test_concurrent_probes_of_one_target_cost_one_sweep(exporter_for: Start) -> None:
+    with Simulator({A: jobs(250)}, latency=0.2) as sim:
+        exporter = exporter_for(sim, project_ids="", show_detail=False)
+        answers: list[requests.Response] = []
+        threads = [threading.Thread(target=lambda: answers.append(probe(exporter, target=A))) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        calls = len(sim.recorded())
+    assert [r.status_code for r in answers] == [200] * 4 and all('dli_up{project_id="' + A + '"} 1.0' in r.text
+                                                                 for r in answers)
+    assert calls == 3  # one sweep: three pages
+
+
+def test_a_probe_answers_within_the_scrape_timeout_while_the_api_hangs(exporter_for: Start) -> None:
+    with Simulator({A: jobs(3)}) as sim:
+        exporter = exporter_for(sim, project_ids="", request_timeout_seconds=30)
+        sim.add_fault(Fault("hang", seconds=20))
+        started = time.monotonic()
+        resp = probe(exporter, timeout=2, target=A)
+        took = time.monotonic() - started
+    assert resp.status_code == 200 and took < 2.0
+    assert f'dli_up{{project_id="{A}"}} 0.0' in resp.text
+
+
+def test_region_picks_the_endpoint(exporter_for: Start) -> None:
+    regions = {A: "cn-north-4", B: "ap-southeast-1"}
+    with Simulator({A: jobs(3), B: jobs(3, start=1001)}, regions=regions) as sim:
+        exporter = exporter_for(sim, endpoint=sim.url + "/{region}", region="cn-north-4", project_ids="")
+        default = probe(exporter, target=A)
+        elsewhere = probe(exporter, target=B, region="ap-southeast-1")
+        wrong = probe(exporter, target=B)  # the default region: not where B is
+        seen = [(r.region, r.path.split("/")[3]) for r in sim.recorded("/")]
+    assert f'dli_up{{project_id="{A}"}} 1.0' in default.text
+    assert f'dli_project_info{{project_id="{B}",region="ap-southeast-1"}} 1.0' in elsewhere.text
+    assert f'dli_up{{project_id="{B}"}} 1.0' in elsewhere.text and f'dli_up{{project_id="{B}"}} 0.0' in wrong.text
+    assert ("cn-north-4", A) in seen and ("ap-southeast-1", B) in seen and ("cn-north-4", B) in seen
+
+
+def test_bad_parameters_get_a_short_400_that_does_not_echo_them(exporter_for: Start) -> None:
+    with Simulator({A: jobs(3)}) as sim:
+        exporter = exporter_for(sim, project_ids="")
+        cases = [{}, {"target": "p1"}, {"target": A.upper()}, {"target": A + "0"}, {"target": "<script>x"},
+                 {"target": A, "region": "Not A Region"}, {"target": A, "region": "x\r\ny"},
+                 {"target": A, "extra": "1"}]
+        answers = [probe(exporter, **params) for params in cases]
+        doubled = requests.get(exporter.url + f"/probe?target={A}&target={B}", timeout=5)
+        long = requests.get(exporter.url + "/probe?target=" + "a" * 600, timeout=5)
+        calls = len(sim.recorded())
+    for params, resp in zip(cases, answers, strict=True):
+        assert resp.status_code == 400, params
+        assert len(resp.text) < 100 and resp.text.count("\n") == 1, resp.text
+        assert not any(value and value in resp.text for value in params.values()), resp.text
+    assert doubled.status_code == 400 and long.status_code == 400
+    assert calls == 0
+
+
+def test_a_target_outside_the_allowed_list_gets_403_and_no_api_call(exporter_for: Start) -> None:
+    with Simulator({A: jobs(3), B: jobs(3, start=1001), C: jobs(2, start=2001)}) as sim:
+        exporter = exporter_for(sim, project_ids="", probe_allowed=f"{A},ap-southeast-1:{B}")
+        refused = probe(exporter, target=C)
+        wrong_region = probe(exporter, target=B)  # allowed in ap-southeast-1 only
+        calls = len(sim.recorded())
+        allowed = probe(exporter, target=A)
+    assert refused.status_code == 403 and refused.text == "target not in DLI_EXPORTER_PROBE_ALLOWED\n"
+    assert wrong_region.status_code == 403 and calls == 0
+    assert allowed.status_code == 200 and f'dli_up{{project_id="{A}"}} 1.0' in allowed.text
+
+
+def test_targets_unused_for_a_while_are_forgotten_but_configured_ones_stay() -> None:
+    """Memory stays bounded however many distinct targets are probed."""
+    from exporter.domain import Credential, ProjectResult, Target
+    from exporter.sweeper import Sweeper
+
+    now = [0.0]
+    forgotten: list[str] = []
+    key = Credential("aksk", "AK")
+    configured = Target("conf", "http://x", key)
+
+    def read(target: Target, deadline: float) -> ProjectResult:
+        return ProjectResult(target.project_id, [], None, 0.0, 1.0)
+
+    sweeper = Sweeper(read, 0, pinned=[configured], on_evict=lambda t: forgotten.append(t.project_id),
+                      idle_evict=600, clock=lambda: now[0])
+    probed = [Target(f"{i:032x}", "http://x", key) for i in range(200)]
+    for target in probed:
+        sweeper.get([target], 1e9)
+    sweeper.get([configured], 1e9)
+    assert len(sweeper.results([*probed, configured])) == 201
+    now[0] = 650.0
+    sweeper.get([probed[0]], 1e9)  # still in use
+    assert sorted(forgotten) == sorted(t.project_id for t in probed[1:])
+    assert set(sweeper.results([*probed, configured])) == {probed[0].project_id, "conf"}
+    sweeper.close()
+
+
+def test_a_forgotten_projects_counters_are_dropped_too() -> None:
+    from exporter.selfmetrics import ApiStats
+
+    stats = ApiStats()
+    for pid in (A, B):
+        stats.observe(pid, "200", 0.1)
+        stats.retried(pid)
+        stats.logged_in(pid, "201")
+    stats.forget(A)
+    assert set(stats.requests) == {(B, "200")} and set(stats.retries) == {B} and set(stats.logins) == {(B, "201")}
+    assert not [s for f in stats.registry.collect() for s in f.samples if s.labels.get("project_id") == A]
