@@ -596,3 +596,58 @@ def test_inhibition_silences_what_the_example_configuration_says(stack: Stack) -
     time.sleep(4)
     assert notified() == {("DliProjectUnreadable", "inh-1"), ("DliJobRunningException", "inh-2"),
                           ("DliExporterDown", "")}
+
+
+def test_the_sharded_probe_example_is_valid() -> None:
+    result = run(tool("promtool"), "check", "config", str(DEPLOY / "prometheus" / "probe-sharded.yml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.e2e
+def test_two_prometheus_servers_shard_the_projects_between_them(tmp_path: Path) -> None:
+    """The sharded example as two real Prometheus servers probing four simulated projects: each
+    scrapes only its share, and together they hold every project exactly once."""
+    from exporter.simulator import Simulator
+    from tests.helpers import jobs, running_exporter, settings_for
+
+    projects = [c * 32 for c in "abce"]  # their hashes fall two in each shard
+    with Simulator({pid: jobs(3, start=1000 * i) for i, pid in enumerate(projects)}) as sim, \
+            running_exporter(settings_for(sim, project_ids="")) as exporter:
+        address = exporter.url.removeprefix("http://")
+        servers = []
+        try:
+            for shard in ("0", "1"):
+                config = yaml.safe_load((DEPLOY / "prometheus" / "probe-sharded.yml").read_text())
+                config.pop("rule_files")
+                config["global"].update(scrape_interval="1s", evaluation_interval="1s")
+                job = config["scrape_configs"][0]
+                job.update(scrape_interval="1s", scrape_timeout="1s")
+                job["static_configs"][0]["targets"] = projects
+                for rule in job["relabel_configs"]:
+                    if rule.get("action") == "keep":
+                        rule["regex"] = shard
+                    if rule.get("target_label") == "__address__":
+                        rule["replacement"] = address
+                path = tmp_path / f"shard{shard}.yml"
+                path.write_text(yaml.safe_dump(config))
+                port = free_port()
+                servers.append((f"http://127.0.0.1:{port}", subprocess.Popen(
+                    [tool("prometheus"), f"--config.file={path}", f"--storage.tsdb.path={tmp_path / shard}",
+                     f"--web.listen-address=127.0.0.1:{port}"], stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL, cwd=tmp_path)))
+            held: list[set[str]] = []
+            for url, _ in servers:
+                _wait_for(f"{url}/-/ready")
+                found: set[str] = set()
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline and len(found) < 2:
+                    body = requests.get(f"{url}/api/v1/query", params={"query": "dli_up == 1"}, timeout=5).json()
+                    found = {r["metric"]["project_id"] for r in body["data"]["result"]}
+                    time.sleep(0.5)
+                held.append(found)
+        finally:
+            for _, proc in servers:
+                proc.terminate()
+                proc.wait(timeout=10)
+    assert held[0] and held[1] and not held[0] & held[1], held
+    assert sorted(held[0] | held[1]) == sorted(projects)
