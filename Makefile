@@ -50,6 +50,7 @@ test: $(STAMP) tools lint
 # Timing targets live here, not in the tests (which only check that the harness runs).
 bench: $(STAMP)
 	$(BIN)/python -m tests.benchmarks.api_economy
+	$(BIN)/python -m tests.benchmarks.probe_bench
 	$(BIN)/python tests/benchmarks/bench.py
 
 # Mutation testing (mutmut, configured in pyproject.toml): a few minutes on two cores.
