@@ -79,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             settings = load_settings(overrides)
         except ConfigError as exc:
-            print(f"dli-exporter: invalid setting {exc.setting}: {exc.problem}", file=sys.stderr)
+            print(f"dli-exporter: invalid setting {exc.setting}: {logs.one_line(exc.problem)}", file=sys.stderr)
             return EXIT_CONFIG
         logs.setup(settings.log_level, settings.log_format)
         for name in unknown_env_names():

@@ -44,6 +44,14 @@ def _escape(char: str) -> str:
     return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
+def one_line(text: str) -> str:
+    """``text`` with every character that is not printable (line and record separators, other
+    control characters) written as an escape: a message that quotes a user's input stays one line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else _escape(c) for c in text)
+
+
 def _logfmt_value(value: Any) -> str:
     text = str(value)
     if text and text.isprintable() and not any(c in text for c in ' ="\\'):

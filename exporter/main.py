@@ -19,6 +19,7 @@ from .collector import DliCollector
 from .dli.api import DliApi
 from .domain import Target
 from .listen import parse_listen_address
+from .logs import one_line
 from .probe import Probes
 from .selfmetrics import ApiStats
 from .settings import ConfigError, Settings
@@ -136,11 +137,11 @@ def serve(settings: Settings, *, demo: bool = False) -> int:
     try:
         exporter = build_exporter(settings)
     except ConfigError as exc:
-        print(f"dli-exporter: invalid setting {exc.setting}: {exc.problem}", file=sys.stderr)
+        print(f"dli-exporter: invalid setting {exc.setting}: {one_line(exc.problem)}", file=sys.stderr)
         return EXIT_CONFIG
     except ListenError as exc:
         # Not an invalid setting: the address may be right and merely taken. Still the setting to look at.
-        print(f"dli-exporter: {exc} (DLI_EXPORTER_LISTEN_ADDRESS)", file=sys.stderr)
+        print(f"dli-exporter: {one_line(str(exc))} (DLI_EXPORTER_LISTEN_ADDRESS)", file=sys.stderr)
         return EXIT_CONFIG
 
     stopping = threading.Event()

@@ -192,6 +192,10 @@ def _serve_once(self: Exporter) -> None:
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.booleans(), st.dictionaries(st.sampled_from(SETTING_NAMES), ENV_TEXT, max_size=6))
 @example(True, {"DLI_EXPORTER_LOG_FORMAT": "JSON"})  # found by random exploration: the log is JSON then
+# Found by random exploration: an error that quoted the path with its record separator (which
+# str.splitlines() splits on) printed two lines.
+@example(True, {"DLI_EXPORTER_WEB_CONFIG_FILE": "0\x1e0"})
+@example(True, {"DLI_EXPORTER_WEB_CONFIG_FILE": "0\r0", "DLI_EXPORTER_ENDPOINT": "", "DLI_EXPORTER_IAM_DOMAIN": ""})
 def test_any_environment_starts_or_exits_2_naming_the_setting(start_valid: bool, env: dict[str, str]) -> None:
     full = {**(VALID if start_valid else {}), **env}
     stderr = io.StringIO()

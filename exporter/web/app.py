@@ -72,7 +72,8 @@ def _landing_page() -> bytes:
     return (
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>DLI exporter</title></head><body>"
         f"<h1>DLI exporter</h1><p>Prometheus exporter for Huawei Cloud DLI Flink jobs, version {version}.</p>"
-        "<ul><li><a href=\"metrics\">Metrics</a></li><li><a href=\"healthz\">Health</a></li></ul>"
+        "<ul><li><a href=\"metrics\">Metrics</a></li><li><a href=\"healthz\">Health</a></li>"
+        "<li>One project: <code>probe?target=&lt;project id&gt;&amp;region=&lt;region&gt;</code></li></ul>"
         "</body></html>\n"
     ).encode()
 
