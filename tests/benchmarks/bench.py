@@ -68,9 +68,10 @@ def free_port() -> int:
 
 
 @contextmanager
-def simulator(jobs: int, latency: float) -> Iterator[dict[str, object]]:
-    proc = subprocess.Popen([sys.executable, "-m", "exporter.simulator", "--jobs", str(jobs), "--latency",
-                             str(latency), "--live-durations"], stdout=subprocess.PIPE, text=True)
+def simulator(jobs: int, latency: float, projects: int = 1) -> Iterator[dict[str, object]]:
+    proc = subprocess.Popen([sys.executable, "-m", "exporter.simulator", "--jobs", str(jobs), "--projects",
+                             str(projects), "--latency", str(latency), "--live-durations"],
+                            stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         yield json.loads(proc.stdout.readline())
