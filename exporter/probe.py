@@ -15,7 +15,7 @@ from urllib.parse import parse_qs
 
 from .collector import DliCollector
 from .dli import schema
-from .projects import PROBE_PROJECT, REGION
+from .projects import PROBE_PROJECT, REGION, REGION_PLACEHOLDER
 from .selfmetrics import ApiStats
 from .settings import Settings
 from .sweeper import Sweeper
@@ -58,7 +58,8 @@ class Probes:
         if not PROBE_PROJECT.fullmatch(target):
             raise ProbeRefused(400, "target must be a project id: 32 lower-case hex digits")
         region = params.get("region", [self._settings.effective_region or ""])[0]
-        if not region and not self._settings.endpoint:
+        endpoint = self._settings.endpoint
+        if not region and (not endpoint or REGION_PLACEHOLDER in endpoint):
             raise ProbeRefused(400, "region is required (no DLI_EXPORTER_REGION is set)")
         if region and not REGION.fullmatch(region):
             raise ProbeRefused(400, "region must be a region name such as cn-north-4")

@@ -651,3 +651,61 @@ def test_two_prometheus_servers_shard_the_projects_between_them(tmp_path: Path) 
                 proc.wait(timeout=10)
     assert held[0] and held[1] and not held[0] & held[1], held
     assert sorted(held[0] | held[1]) == sorted(projects)
+
+
+@pytest.mark.e2e
+def test_dashboard_and_rules_work_on_probed_series(tmp_path: Path) -> None:
+    """The example probe configuration as it is (the exporter's /metrics for its own series, /probe
+    for the projects) against a probe-only exporter of the demo's data in two regions: every
+    dashboard query has data, and the rules fire on the demo's failing job."""
+    from exporter.simulator import DEMO_REGIONS, Simulator, demo_projects
+    from tests.helpers import running_exporter, settings_for
+
+    with Simulator(demo_projects(), regions=DEMO_REGIONS) as sim, \
+            running_exporter(settings_for(sim, project_ids="", endpoint=sim.url + "/{region}")) as exporter:
+        address = exporter.url.removeprefix("http://")
+        config = yaml.safe_load((DEPLOY / "prometheus" / "probe.yml").read_text())
+        config["global"].update(scrape_interval="1s", evaluation_interval="1s")
+        config.pop("alerting", None)
+        for job in config["scrape_configs"]:
+            job.update(scrape_interval="1s", scrape_timeout="1s")
+            if job["job_name"] == "dli-exporter":
+                job["static_configs"][0]["targets"] = [address]
+            else:
+                job["static_configs"][0]["targets"] = [f"{region}:{pid}" for pid, region in DEMO_REGIONS.items()]
+                for rule in job["relabel_configs"]:
+                    if rule.get("target_label") == "__address__":
+                        rule["replacement"] = address
+        rules = yaml.safe_load(RULES.read_text())
+        for rule in alerts_of(rules):
+            rule["for"] = "0s"
+        (tmp_path / "dli-exporter.rules.yml").write_text(yaml.safe_dump(rules))
+        (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        proc = subprocess.Popen([tool("prometheus"), f"--config.file={tmp_path / 'prometheus.yml'}",
+                                 f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+
+        def query(expr: str) -> list[Any]:
+            body = requests.get(f"{url}/api/v1/query", params={"query": _substitute(expr)}, timeout=10).json()
+            assert body["status"] == "success", (expr, body)
+            return list(body["data"]["result"])
+
+        try:
+            _wait_for(f"{url}/-/ready")
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not query("count(count_over_time(dli_up[1m]) >= 5) >= 2"):
+                time.sleep(1)
+            # The job series come from /probe alone: the exporter has no project of its own.
+            assert {r["metric"]["job"] for r in query("dli_job_info")} == {"dli-probe"}
+            empty = [(title, expr) for title, expr in _dashboard_queries()
+                     if not query(expr) and not query(_relaxed(title, expr))]
+            assert not empty, f"panels without data: {empty}"
+            firing = query('ALERTS{alertname="DliJobRunningException", alertstate="firing"}')
+            assert any(a["metric"].get("name") == "payments-fraud-detect" for a in firing), firing
+            assert all("instance" not in a["metric"] for a in firing)
+            assert {r["metric"]["region"] for r in query("dli_project_info")} == set(DEMO_REGIONS.values())
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)

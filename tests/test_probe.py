@@ -76,11 +76,14 @@ def test_region_picks_the_endpoint(exporter_for: Start) -> None:
         default = probe(exporter, target=A)
         elsewhere = probe(exporter, target=B, region="ap-southeast-1")
         wrong = probe(exporter, target=B)  # the default region: not where B is
+        regionless = exporter_for(sim, endpoint=sim.url + "/{region}", region="", project_ids="")
+        unknown = probe(regionless, target=A)  # the endpoint needs a region: none given, none by default
         seen = [(r.region, r.path.split("/")[3]) for r in sim.recorded("/")]
     assert f'dli_up{{project_id="{A}"}} 1.0' in default.text
     assert f'dli_project_info{{project_id="{B}",region="ap-southeast-1"}} 1.0' in elsewhere.text
     assert f'dli_up{{project_id="{B}"}} 1.0' in elsewhere.text and f'dli_up{{project_id="{B}"}} 0.0' in wrong.text
     assert ("cn-north-4", A) in seen and ("ap-southeast-1", B) in seen and ("cn-north-4", B) in seen
+    assert unknown.status_code == 400 and unknown.text == "region is required (no DLI_EXPORTER_REGION is set)\n"
 
 
 def test_bad_parameters_get_a_short_400_that_does_not_echo_them(exporter_for: Start) -> None:
