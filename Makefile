@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 APT_PACKAGES := prometheus prometheus-alertmanager
 
-.PHONY: all demo test lint unit tools golden bench mutate clean help
+.PHONY: all demo test lint unit tools golden bench fuzz mutate clean help
 
 all: test
 
@@ -16,6 +16,7 @@ help:
 	@echo "make test    lint, type-check and run every test (installs what they need)"
 	@echo "make golden  rewrite the golden exposition files after a deliberate change"
 	@echo "make bench   sweep speed, API requests, CPU per job and memory against the targets (a few minutes)"
+	@echo "make fuzz    property tests with fresh random examples, ten times as many (make test replays fixed ones)"
 	@echo "make mutate  mutation testing of the pure modules against their unit tests; prints the kill rate"
 
 $(STAMP): pyproject.toml
@@ -52,6 +53,12 @@ bench: $(STAMP)
 	$(BIN)/python -m tests.benchmarks.api_economy
 	$(BIN)/python -m tests.benchmarks.probe_bench
 	$(BIN)/python tests/benchmarks/bench.py
+
+# Random exploration, kept out of `make test` (whose examples are fixed, so its verdict is the same
+# on every run). A failure prints its example: add it to the test as an @example, then fix.
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest -m hypothesis tests \
+	  || { echo "make fuzz: add the failing example above to its test as @example(...), then fix the code" >&2; exit 1; }
 
 # Mutation testing (mutmut, configured in pyproject.toml): a few minutes on two cores.
 mutate: $(STAMP)

@@ -15,13 +15,16 @@ from hypothesis import settings
 from exporter import render
 from exporter.main import Exporter
 from exporter.simulator import Simulator
-from tests.helpers import jobs, running_exporter, settings_for
+from tests.helpers import FUZZING, jobs, running_exporter, settings_for
 
-# CI replays the same examples on every run, so a red run always means a change broke something;
-# locally each run explores new examples.
-settings.register_profile("ci", derandomize=True, print_blob=True)
-if os.environ.get("CI"):
-    settings.load_profile("ci")
+# `make test` replays the same examples on every run and every machine (derandomized, and no
+# example database carried between runs), so its verdict never depends on luck: the README's
+# command gives a newcomer the answer CI gives. `make fuzz` (HYPOTHESIS_PROFILE=fuzz) explores
+# fresh random examples, ten times as many, and prints how to reproduce a failure; what it finds
+# becomes an @example of the test.
+settings.register_profile("replay", derandomize=True, database=None, print_blob=True)
+settings.register_profile("fuzz", derandomize=False, database=None, print_blob=True)
+settings.load_profile("fuzz" if FUZZING else "replay")
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden"

@@ -31,7 +31,7 @@ from exporter.render import (
     render_text,
 )
 from exporter.selfmetrics import ApiStats
-from tests.helpers import job
+from tests.helpers import examples, job
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 CONTRACT = Path(__file__).resolve().parents[2] / "shared" / "metrics.md"
@@ -357,7 +357,7 @@ def test_the_value_formatter_forgets_values_unused_for_two_renders() -> None:
 
 
 @pytest.mark.property
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=examples(2000), deadline=None)
 @given(st.one_of(st.floats(), st.integers(min_value=-(2**70), max_value=2**70)))
 def test_value_formatting_matches_prometheus_client_everywhere(value: float) -> None:
     from prometheus_client.utils import floatToGoString
@@ -381,7 +381,7 @@ def test_content_types_with_a_fast_path() -> None:
 
 
 @pytest.mark.property
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(st.lists(st.fixed_dictionaries({
     "job_id": st.integers(min_value=-(2**63), max_value=2**63 - 1),
     "name": st.text(), "status": st.one_of(st.none(), st.text()), "queue_name": st.one_of(st.none(), st.text()),

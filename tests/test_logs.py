@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exporter import logs
-from tests.helpers import restored_logging
+from tests.helpers import examples, restored_logging
 
 NASTY = "line\nbreak\rreturn\ttab \x1b[31mred\x00nul\u2028sep\u2029para \"quoted\" back\\slash 名字 =eq"
 
@@ -111,7 +111,7 @@ def test_an_error_in_a_thread_is_one_line() -> None:
 
 
 @pytest.mark.usefixtures("restore_logging")
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.text(st.one_of(st.characters(),
                          st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF, categories=["Cs"]))))
 def test_any_text_stays_on_one_line_in_both_formats(value: str) -> None:

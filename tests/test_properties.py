@@ -32,7 +32,7 @@ from exporter.render import ValueFormatter, render_openmetrics, render_text
 from exporter.selfmetrics import ApiStats
 from exporter.settings import known_env_names
 from exporter.simulator import Fault, Simulator
-from tests.helpers import jobs, restored_logging, running_exporter, settings_for
+from tests.helpers import examples, jobs, restored_logging, running_exporter, settings_for
 
 # --- strategies for API answers ---
 
@@ -107,7 +107,8 @@ class _Fixed:
         return self.snapshot
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=examples(400), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(ANSWER, st.booleans())
 def test_any_answer_is_collected_and_rendered_into_a_parsable_exposition(answer: Any, show_detail: bool) -> None:
     result = result_of(answer)
@@ -139,7 +140,7 @@ def served() -> Iterator[tuple[Simulator, Exporter]]:
 
 
 # The promtool fixture only finds the binary: sharing it between examples is safe.
-@settings(max_examples=60, deadline=None, suppress_health_check=[
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[
     HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture])
 @given(answer=ANSWER)
 def test_any_answer_over_http_gives_200_and_passes_promtool(
@@ -189,7 +190,7 @@ def _serve_once(self: Exporter) -> None:
     self.server.serve_forever()
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(250), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.booleans(), st.dictionaries(st.sampled_from(SETTING_NAMES), ENV_TEXT, max_size=6))
 @example(True, {"DLI_EXPORTER_LOG_FORMAT": "JSON"})  # found by random exploration: the log is JSON then
 # Found by random exploration: an error that quoted the path with its record separator (which
