@@ -84,9 +84,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         logs.setup(settings.log_level, settings.log_format)
         for name in unknown_env_names():
             log.warning("unknown setting ignored", extra={"variable": name})
-        if not settings.targets:
-            log.warning("no project configured (DLI_EXPORTER_PROJECT_IDS): /metrics has the exporter's own "
-                        "series only, and /probe?target= sweeps the projects it is asked for")
         if args.check:
             try:
                 return run_check(settings, sys.stdout)

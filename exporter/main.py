@@ -153,6 +153,10 @@ def serve(settings: Settings, *, demo: bool = False) -> int:
             # shutdown() waits for serve_forever() to return, which runs on this (main) thread.
             threading.Thread(target=exporter.stop, name="shutdown", daemon=True).start()
 
+    # Said once the exporter is built: a start-up that fails says one line, its error, and nothing else.
+    if not settings.targets:
+        log.warning("no project configured (DLI_EXPORTER_PROJECT_IDS): /metrics has the exporter's own "
+                    "series only, and /probe?target= sweeps the projects it is asked for")
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         log.info("listening", extra={"address": settings.listen_address, "url": exporter.url + "/metrics",

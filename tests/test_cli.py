@@ -254,3 +254,16 @@ def test_the_detail_view_flag_goes_both_ways() -> None:
     assert _parser().parse_args(["--no-show-detail"]).show_detail is False
     assert _parser().parse_args(["--show-detail"]).show_detail is True
     assert _parser().parse_args([]).show_detail is None  # the environment (or the default, true) decides
+
+
+def test_without_projects_it_serves_probe_only_and_says_so(
+        launch: Callable[..., tuple[subprocess.Popen[str], str]]) -> None:
+    env = {"HUAWEICLOUD_SDK_AK": DEMO_AK, "HUAWEICLOUD_SDK_SK": DEMO_SK, "DLI_EXPORTER_REGION": "cn-north-4"}
+    proc, url = launch([], env)
+    body = requests.get(url + "/metrics", timeout=10).text
+    bad = requests.get(url + "/probe?target=nope", timeout=10)
+    code, err, _ = _stop(proc, signal.SIGTERM)
+    assert code == 0 and "dli_exporter_build_info{" in body and "\ndli_up{" not in body  # no project: no sample
+    assert bad.status_code == 400
+    [warning] = [line for line in err.splitlines() if "level=warning" in line]
+    assert 'msg="no project configured (DLI_EXPORTER_PROJECT_IDS):' in warning
