@@ -160,7 +160,8 @@ def serve(settings: Settings, *, demo: bool = False) -> int:
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         log.info("listening", extra={"address": settings.listen_address, "url": exporter.url + "/metrics",
-                                     "endpoint": settings.api_endpoint,
+                                     # As configured: a {region} template stays visible as such.
+                                     "endpoint": settings.endpoint or settings.api_endpoint,
                                      "projects": ",".join(settings.effective_project_ids), "demo": demo,
                                      "web_config": settings.web_config_file or "",
                                      "version": __version__})

@@ -57,17 +57,17 @@ class Probes:
         target = params.get("target", [""])[0]
         if not PROBE_PROJECT.fullmatch(target):
             raise ProbeRefused(400, "target must be a project id: 32 lower-case hex digits")
-        region = params.get("region", [self._settings.effective_region or ""])[0]
-        endpoint = self._settings.endpoint
+        settings = self._settings
+        region = params.get("region", [settings.effective_region or ""])[0]
+        endpoint = settings.endpoint
         if not region and (not endpoint or REGION_PLACEHOLDER in endpoint):
             raise ProbeRefused(400, "region is required (no DLI_EXPORTER_REGION is set)")
         if region and not REGION.fullmatch(region):
             raise ProbeRefused(400, "region must be a region name such as cn-north-4")
-        if not self._settings.endpoint and region not in schema.REGIONS:
+        if not endpoint and region not in schema.REGIONS:
             raise ProbeRefused(400, "region is not in the SDK's region table")
         if self._allowed and (None, target) not in self._allowed and (region, target) not in self._allowed:
             raise ProbeRefused(403, "target not in DLI_EXPORTER_PROBE_ALLOWED")
-        settings = self._settings
         return DliCollector(self._sweeper.scope([settings.target(target, region)]), self._stats, [target],
                             per_job=settings.per_job_metrics, show_detail=settings.show_detail,
                             default_timeout=settings.scrape_timeout_seconds, regions={target: region},
