@@ -14,8 +14,9 @@ from typing import Any
 
 from . import __version__, logs
 from .check import run_check
+from .environment import load_settings, unknown_env_names
 from .main import EXIT_CONFIG, serve
-from .settings import ConfigError, load_settings, unknown_env_names
+from .settings import ConfigError
 
 log = logging.getLogger("exporter")
 

@@ -5,7 +5,8 @@ environment that already works with Huawei's tools works here; everything else i
 ``DLI_EXPORTER_*``. A bad setting raises :class:`ConfigError` naming the variable; the CLI turns
 that into one line on stderr and exit code 2.
 
-A :class:`Settings` exists only validated: the rules that span several settings run inside
+A :class:`Settings` exists only validated (build it with
+:func:`exporter.environment.load_settings`): the rules that span several settings run inside
 pydantic's validation, so a consumer holding one never checks again. What consumers need comes
 derived and typed: :attr:`Settings.secret` is an :class:`AccessKey` or a :class:`PasswordLogin`
 with every field present, and :attr:`Settings.targets` the projects to sweep.
@@ -13,15 +14,13 @@ with every field present, and :attr:`Settings.targets` the projects to sweep.
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .dli import schema
@@ -68,7 +67,7 @@ def _sdk(name: str, *more: str) -> Any:
 
 
 class Settings(BaseSettings):
-    """All settings of the exporter. Build it with :func:`load_settings`, not directly."""
+    """All settings of the exporter. Build it with :func:`exporter.environment.load_settings`."""
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -334,58 +333,3 @@ class Settings(BaseSettings):
             raise ConfigError("HUAWEICLOUD_SDK_AK", "required with HUAWEICLOUD_SDK_SK")
         if self.sk is None:
             raise ConfigError("HUAWEICLOUD_SDK_SK", "required with HUAWEICLOUD_SDK_AK")
-
-
-def _aliases(name: str) -> list[str]:
-    info = Settings.model_fields.get(name)
-    alias = info.validation_alias if info else None
-    if isinstance(alias, AliasChoices):
-        return [c for c in alias.choices if isinstance(c, str)]
-    return []
-
-
-def env_name(key: str) -> str:
-    """The environment variable behind ``key``: a field's name (its first alias, else the
-    prefixed name) or, as pydantic reports errors of aliased fields, an alias itself."""
-    if key in Settings.model_fields:
-        aliases = _aliases(key)
-        return aliases[0] if aliases else ENV_PREFIX + key.upper()
-    for name in Settings.model_fields:
-        for alias in _aliases(name):
-            if alias.upper() == key.upper():
-                return alias
-    return key.upper()
-
-
-def known_env_names() -> set[str]:
-    """Every variable name the exporter reads, for warning about typos in DLI_EXPORTER_*.
-    A field with aliases is read under its aliases only (pydantic-settings adds no prefix)."""
-    names = set()
-    for name in Settings.model_fields:
-        names.update(_aliases(name) or [ENV_PREFIX + name.upper()])
-    return names
-
-
-def unknown_env_names(environ: Mapping[str, str] | None = None) -> list[str]:
-    env = os.environ if environ is None else environ
-    known = known_env_names()
-    return sorted(k for k in env if k.upper().startswith(ENV_PREFIX) and k.upper() not in known)
-
-
-def load_settings(overrides: Mapping[str, Any] | None = None) -> Settings:
-    """Read and validate every setting once. Raises ConfigError on the first problem found.
-
-    ``overrides`` are command-line values by field name; they win over the environment.
-    """
-    given = {k: v for k, v in (overrides or {}).items() if v is not None}
-    try:
-        return Settings(**given)
-    except ValidationError as exc:
-        err = exc.errors(include_input=False, include_url=False)[0]
-        name = str(err["loc"][0]) if err["loc"] else "settings"
-        raise ConfigError(env_name(name), _clean_message(err["msg"])) from None
-
-
-def _clean_message(msg: str) -> str:
-    msg = msg.removeprefix("Value error, ")
-    return " ".join(msg.split())

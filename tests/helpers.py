@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from exporter import logs
+from exporter.environment import load_settings
 from exporter.main import Exporter, build_exporter
-from exporter.settings import Settings, load_settings
+from exporter.settings import Settings
 from exporter.simulator import DEMO_AK, DEMO_SK, Simulator
 
 COMMAND = str(Path(sys.executable).parent / "dli-exporter")  # the console script, as users run it

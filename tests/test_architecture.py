@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "exporter"
 # Each module may import only modules before it (and the package root, for __version__).
 ORDER = [
     "domain", "logs", "workers", "listen", "projects",
-    "dli.schema", "catalog", "settings",
+    "dli.schema", "catalog", "settings", "environment",
     "render", "mapping", "selfmetrics",
     "dli.transport", "dli.holdback", "dli.credentials", "dli.reader", "dli.api",
     "views", "sweeper",

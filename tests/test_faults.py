@@ -20,8 +20,8 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from exporter.environment import load_settings
 from exporter.main import Exporter
-from exporter.settings import load_settings
 from exporter.simulator import DEMO_AK, DEMO_SK, Fault, Simulator
 from tests.helpers import captured_logs, free_port, jobs, running_exporter
 

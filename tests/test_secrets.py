@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 import requests
 
+from exporter.environment import load_settings
 from exporter.main import Exporter
-from exporter.settings import ConfigError, load_settings
+from exporter.settings import ConfigError
 from exporter.simulator import Simulator
 from tests.helpers import COMMAND, captured_logs, clean_environ, jobs, running_exporter, settings_for
 

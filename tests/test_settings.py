@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from exporter.environment import env_name, load_settings, unknown_env_names
 from exporter.listen import parse_listen_address
-from exporter.settings import (
-    ConfigError,
-    Settings,
-    env_name,
-    load_settings,
-    unknown_env_names,
-)
+from exporter.settings import ConfigError, Settings
 
 BASE = {"HUAWEICLOUD_SDK_AK": "AK", "HUAWEICLOUD_SDK_SK": "the-secret-key",
         "DLI_EXPORTER_REGION": "cn-north-4", "DLI_EXPORTER_PROJECT_IDS": "p1"}
@@ -131,7 +126,7 @@ def test_listen_address(text: str, expected: tuple[str, int]) -> None:
 def test_the_readme_documents_every_variable() -> None:
     from pathlib import Path
 
-    from exporter.settings import known_env_names
+    from exporter.environment import known_env_names
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     missing = sorted(name for name in known_env_names() if f"`{name}`" not in readme)

@@ -1,0 +1,68 @@
+"""Where settings come from: the environment variable behind each setting, the ``DLI_EXPORTER_*``
+names nobody reads (typos worth a warning), and :func:`load_settings`, which turns pydantic's
+first validation error into a :class:`~exporter.settings.ConfigError` naming the variable."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import AliasChoices, ValidationError
+
+from .settings import ENV_PREFIX, ConfigError, Settings
+
+
+def _aliases(name: str) -> list[str]:
+    info = Settings.model_fields.get(name)
+    alias = info.validation_alias if info else None
+    if isinstance(alias, AliasChoices):
+        return [c for c in alias.choices if isinstance(c, str)]
+    return []
+
+
+def env_name(key: str) -> str:
+    """The environment variable behind ``key``: a field's name (its first alias, else the
+    prefixed name) or, as pydantic reports errors of aliased fields, an alias itself."""
+    if key in Settings.model_fields:
+        aliases = _aliases(key)
+        return aliases[0] if aliases else ENV_PREFIX + key.upper()
+    for name in Settings.model_fields:
+        for alias in _aliases(name):
+            if alias.upper() == key.upper():
+                return alias
+    return key.upper()
+
+
+def known_env_names() -> set[str]:
+    """Every variable name the exporter reads, for warning about typos in DLI_EXPORTER_*.
+    A field with aliases is read under its aliases only (pydantic-settings adds no prefix)."""
+    names = set()
+    for name in Settings.model_fields:
+        names.update(_aliases(name) or [ENV_PREFIX + name.upper()])
+    return names
+
+
+def unknown_env_names(environ: Mapping[str, str] | None = None) -> list[str]:
+    env = os.environ if environ is None else environ
+    known = known_env_names()
+    return sorted(k for k in env if k.upper().startswith(ENV_PREFIX) and k.upper() not in known)
+
+
+def load_settings(overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Read and validate every setting once. Raises ConfigError on the first problem found.
+
+    ``overrides`` are command-line values by field name; they win over the environment.
+    """
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        err = exc.errors(include_input=False, include_url=False)[0]
+        name = str(err["loc"][0]) if err["loc"] else "settings"
+        raise ConfigError(env_name(name), _clean_message(err["msg"])) from None
+
+
+def _clean_message(msg: str) -> str:
+    msg = msg.removeprefix("Value error, ")
+    return " ".join(msg.split())
