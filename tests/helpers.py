@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import re
 import socket
 import sys
 import threading
@@ -105,3 +106,18 @@ def running_exporter(settings: Settings) -> Iterator[Exporter]:
     finally:
         exporter.stop()
         thread.join(timeout=5)
+
+
+def relabel(rules: list[dict[str, Any]], labels: dict[str, str]) -> dict[str, str]:
+    """Prometheus' `replace` relabelling (the only action our examples use), applied as Prometheus
+    applies it: Go's RE2 anchors the regex, `$N` refers to a group. Rules in the operator's
+    spelling (sourceLabels, targetLabel) work too."""
+    labels = dict(labels)
+    for rule in rules:
+        sources = rule.get("source_labels", rule.get("sourceLabels", []))
+        value = ";".join(labels.get(name, "") for name in sources)
+        match = re.fullmatch(rule.get("regex", "(.*)"), value)
+        if match:
+            replacement = re.sub(r"\$(\d)", r"\\\1", rule.get("replacement", "$1"))
+            labels[rule.get("target_label", rule.get("targetLabel", ""))] = match.expand(replacement)
+    return labels

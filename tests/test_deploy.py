@@ -23,7 +23,7 @@ import pytest
 import requests
 import yaml
 
-from tests.helpers import free_port
+from tests.helpers import free_port, relabel
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -234,12 +234,7 @@ def test_the_probe_example_config_is_valid_and_relabels_as_documented() -> None:
     rules = jobs["dli-probe"]["relabel_configs"]
     for address, target, region in (("0a1b2c3d4e5f60718293a4b5c6d7e8f9", "0a1b2c3d4e5f60718293a4b5c6d7e8f9", None),
                                     ("ap-southeast-1:" + "f" * 32, "f" * 32, "ap-southeast-1")):
-        labels = {"__address__": address}
-        for rule in rules:
-            value = ";".join(labels.get(name, "") for name in rule.get("source_labels", []))
-            match = re.fullmatch(rule.get("regex", "(.*)"), value)
-            if match:
-                labels[rule["target_label"]] = match.expand(re.sub(r"\$(\d)", r"\\\1", rule.get("replacement", "$1")))
+        labels = relabel(rules, {"__address__": address})
         assert labels["__param_target"] == target and labels["instance"] == target
         assert labels.get("__param_region") == region and labels["__address__"] == "dli-exporter:9822"
 
