@@ -82,6 +82,9 @@ METRICS: tuple[MetricSpec, ...] = (
                (), "health"),
     MetricSpec("dli_cache_hits_total", "counter", "Scrapes answered from a cached or already running sweep.",
                (), "health"),
+    MetricSpec("dli_targets", "gauge",
+               "Projects the exporter keeps state for: the configured ones, and those probed within "
+               "DLI_EXPORTER_PROBE_IDLE_SECONDS.", (), "health"),
     MetricSpec("dli_exporter_build_info", "gauge", "Build information of dli-exporter; always 1.",
                ("version",), "health"),
     MetricSpec("dli_exporter_web_config_last_reload_successful", "gauge",

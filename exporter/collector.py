@@ -29,6 +29,9 @@ class SnapshotSource(Protocol):
     @property
     def cache_hits(self) -> int: ...  # scrapes answered from cached or running sweeps
 
+    @property
+    def held(self) -> int: ...  # targets held (configured, and probed lately)
+
     def get(self, deadline: float) -> Snapshot: ...
 
 
@@ -73,7 +76,8 @@ class DliCollector(Collector):
         if not self._exporter_wide:
             return health
         return [*health, *self._stats.families(),
-                *exporter_families(sweeps=self._source.sweeps, cache_hits=self._source.cache_hits)]
+                *exporter_families(sweeps=self._source.sweeps, cache_hits=self._source.cache_hits,
+                                  targets=self._source.held)]
 
     def families(self, scrape: ScrapeRequest | None = None) -> list[Family]:
         """This scrape's families, sweeping (or reusing a sweep) within the scrape's deadline."""

@@ -113,7 +113,8 @@ def build_exporter(settings: Settings) -> Exporter:
         if target.project_id not in configured:
             stats.forget(target.project_id)
 
-    sweeper = Sweeper(views.read, settings.cache_seconds, workers=workers, pinned=targets, on_evict=forget)
+    sweeper = Sweeper(views.read, settings.cache_seconds, workers=workers, pinned=targets, on_evict=forget,
+                      idle_evict=settings.probe_idle_seconds)
     collector = DliCollector(sweeper.scope(targets), stats, [t.project_id for t in targets],
                              per_job=settings.per_job_metrics, show_detail=settings.show_detail,
                              default_timeout=settings.scrape_timeout_seconds,

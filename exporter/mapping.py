@@ -104,15 +104,17 @@ def health_families(snapshot: Snapshot, project_ids: Iterable[str], *, scrape_ti
     return [info, up, duration, last, detail, timeout]
 
 
-def exporter_families(*, sweeps: int, cache_hits: int) -> list[Family]:
-    """The exporter's own series: sweeps, cache hits, build."""
+def exporter_families(*, sweeps: int, cache_hits: int, targets: int) -> list[Family]:
+    """The exporter's own series: sweeps, cache hits, targets held, build."""
     sweeps_family = Family("dli_sweeps_total")
     sweeps_family.add((), sweeps)
     hits = Family("dli_cache_hits_total")
     hits.add((), cache_hits)
+    held = Family("dli_targets")
+    held.add((), targets)
     build = Family("dli_exporter_build_info")
     build.add((__version__,), 1)
-    return [sweeps_family, hits, build]
+    return [sweeps_family, hits, held, build]
 
 
 def from_client_metric(metric: Metric) -> Family:

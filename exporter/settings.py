@@ -114,6 +114,7 @@ class Settings(BaseSettings):
     # --- how ---
     listen_address: str = f"0.0.0.0:{DEFAULT_PORT}"
     cache_seconds: float = Field(10.0, ge=0, le=3600)
+    probe_idle_seconds: float = Field(900.0, ge=1, le=86400)  # a probed target unused this long is forgotten
     request_timeout_seconds: float = Field(10.0, gt=0, le=300)
     retries: int = Field(3, ge=0, le=10)
     concurrency: int = Field(8, ge=1, le=10)

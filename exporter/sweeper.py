@@ -146,6 +146,12 @@ class Sweeper:
             return {t.project_id: s.latest for t in targets if (s := self._states.get(t)) is not None
                     and s.latest is not None}
 
+    @property
+    def held(self) -> int:
+        """Targets with state here: the configured ones, and those probed within ``idle_evict``."""
+        with self._lock:
+            return len(self._states)
+
     def scope(self, targets: Iterable[Target]) -> Scope:
         """These targets as one source of snapshots (what ``/metrics`` reports)."""
         return Scope(self, tuple(targets))
@@ -171,3 +177,7 @@ class Scope:
     @property
     def cache_hits(self) -> int:
         return self.sweeper.cache_hits
+
+    @property
+    def held(self) -> int:
+        return self.sweeper.held

@@ -87,10 +87,11 @@ def golden_stats() -> ApiStats:
 
 
 class FixedSource:
-    def __init__(self, snapshot: Snapshot, sweeps: int = 3, cache_hits: int = 2) -> None:
+    def __init__(self, snapshot: Snapshot, sweeps: int = 3, cache_hits: int = 2, targets: int = 2) -> None:
         self.snapshot = snapshot
         self.sweeps = sweeps
         self.cache_hits = cache_hits
+        self.held = targets
         self.deadlines: list[float] = []
 
     def get(self, deadline: float) -> Snapshot:

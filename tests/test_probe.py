@@ -154,3 +154,26 @@ def test_a_forgotten_projects_counters_are_dropped_too() -> None:
     stats.forget(A)
     assert set(stats.requests) == {(B, "200")} and set(stats.retries) == {B} and set(stats.logins) == {(B, "201")}
     assert not [s for f in stats.registry.collect() for s in f.samples if s.labels.get("project_id") == A]
+
+
+def test_the_idle_setting_forgets_probed_projects_and_dli_targets_says_so(exporter_for: Start) -> None:
+    """DLI_EXPORTER_PROBE_IDLE_SECONDS end to end: a probed project counts in dli_targets until it
+    has gone unasked for that long; a configured one always counts."""
+    def held(exporter: Exporter) -> float:
+        text = requests.get(exporter.url + "/metrics", timeout=10).text
+        return next(s.value for f in text_string_to_metric_families(text) if f.name == "dli_targets"
+                    for s in f.samples)
+
+    with Simulator({A: jobs(2), B: jobs(2, start=101), C: jobs(2, start=201)}) as sim:
+        exporter = exporter_for(sim, project_ids=C, probe_idle_seconds=1)
+        assert held(exporter) == 1
+        for target in (A, B):
+            assert probe(exporter, target=target).status_code == 200
+        assert held(exporter) == 3
+        deadline = time.monotonic() + 5
+        while held(exporter) != 1 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert held(exporter) == 1
+        # Its API counters went with it; the configured project's stay.
+        counted = series(requests.get(exporter.url + "/metrics", timeout=10))["dli_api_requests"]
+        assert counted == {C}

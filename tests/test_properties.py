@@ -99,6 +99,7 @@ def complete(answer: Any) -> bool:
 class _Fixed:
     sweeps = 1
     cache_hits = 0
+    held = 1
 
     def __init__(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
