@@ -15,6 +15,7 @@ from typing import TextIO
 
 from .dli.api import DliApi
 from .domain import ProjectResult, Target, View
+from .logs import one_line
 from .selfmetrics import ApiStats
 from .settings import AccessKey, Settings
 from .views import merge
@@ -26,8 +27,8 @@ def _auth(settings: Settings) -> str:
     secret = settings.secret
     if isinstance(secret, AccessKey):
         kind = "AK/SK, temporary" if secret.security_token is not None else "AK/SK"
-        return f"{kind} ({secret.ak[:4]}...)"
-    return f"IAM password ({secret.domain}/{secret.username})"
+        return f"{kind} ({one_line(secret.ak[:4])}...)"
+    return f"IAM password ({one_line(secret.domain)}/{one_line(secret.username)})"
 
 
 def _row(view: View, result: ProjectResult) -> str:
@@ -55,7 +56,7 @@ def check_project(api: DliApi, settings: Settings, target: Target, out: TextIO,
         lines.append(f"  jobs without run_mode: {no_mode}   without queue: {no_queue}")
     error = summary.error or detail.error
     if error:
-        lines.append(f"  error: {error}")
+        lines.append(f"  error: {one_line(error)}")  # the API's text, quoted: one line whatever it holds
     print("\n".join(lines), file=out, flush=True)
     return summary.ok and detail.ok
 

@@ -42,6 +42,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 
 from .. import __version__
+from ..logs import one_line
 from . import schema
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ USER_AGENT = f"dli-exporter/{__version__}"
 # Connection header (HTTP/1.1 keeps connections alive without it).
 HEADERS = {"User-Agent": USER_AGENT, "Content-Type": "application/json", "Accept": "application/json",
            "Accept-Encoding": "gzip"}
+MAX_ERROR_TEXT = 300  # characters of an API error message quoted in our own
 MAX_RETRY_AFTER = 600.0  # never pause longer than this on a 429, whatever the server asks
 THROTTLE_WINDOW = 60.0  # the gateway's throttling window when a 429 does not say (its default)
 THROTTLE_JITTER = 0.1  # up to this share of a window added, so that replicas do not return together
@@ -108,10 +110,15 @@ class DliApiError(Exception):
         if self.error_code:
             parts.append(self.error_code)
         text = " ".join(parts)
-        text = f"{text}: {self.error_msg}" if text else self.error_msg
+        message = self.error_msg
+        if len(message) > MAX_ERROR_TEXT:  # an API's message is quoted, not carried whole
+            message = message[:MAX_ERROR_TEXT] + "..."
+        text = f"{text}: {message}" if text else message
         if self.request_id:
             text += f" (request_id={self.request_id})"
-        return text
+        # The API's text reaches logs, --check and exceptions from here: one line, nothing a
+        # terminal would act on.
+        return one_line(text)
 
 
 class PreparedRequestLike(Protocol):
