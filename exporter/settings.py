@@ -117,6 +117,8 @@ class Settings(BaseSettings):
     probe_idle_seconds: float = Field(900.0, ge=1, le=86400)  # a probed target unused this long is forgotten
     request_timeout_seconds: float = Field(10.0, gt=0, le=300)
     retries: int = Field(3, ge=0, le=10)
+    # An API answer larger than this is refused (the project is down); see transport.MAX_RESPONSE_BYTES.
+    max_response_bytes: int = Field(16 * 1024 * 1024, ge=64 * 1024, le=1024 ** 3)
     concurrency: int = Field(8, ge=1, le=10)
     scrape_timeout_seconds: float = Field(10.0, gt=0, le=600)
     web_config_file: str | None = None  # TLS and basic auth, in the exporter toolkit's format

@@ -29,7 +29,8 @@ class DliApi:
 
     def __init__(self, settings: Settings, stats: Stats, clock: Callable[[], float] = time.monotonic) -> None:
         self.transport = Transport(timeout=settings.request_timeout_seconds, retries=settings.retries,
-                                   pool_size=settings.concurrency + 2, stats=stats, clock=clock)
+                                   pool_size=settings.concurrency + 2, stats=stats,
+                                   max_bytes=settings.max_response_bytes, clock=clock)
         self.credentials = Credentials({settings.credential: settings.secret}, IamLogin(self.transport, stats))
         # Pages of all targets share these workers: at most `concurrency` calls in flight.
         # Daemon workers: a call stuck on a hanging API must not hold the process at SIGTERM.

@@ -25,6 +25,10 @@ from ..domain import UNKNOWN_STATUS, Job, JobConfig, Page, View
 T = TypeVar("T")
 
 PAGE_LIMIT = 100  # the API's maximum page size
+# Label values (name, status, job_type, queue, run_mode, user_name) longer than this are cut to
+# it, ending in "…": the API documents 57 characters for a name and 128 for a queue, so no real
+# value is touched, and a hostile answer cannot grow the exposition without bound.
+MAX_LABEL_CHARS = 256
 JOB_TYPES = ("flink_sql_job", "flink_opensource_sql_job", "flink_sql_edge_job", "flink_jar_job")
 # The list API's filters, as the SDK spells them; the settings of the same names pass them through.
 FILTERS = ("job_type", "queue_name", "tags", "user_name", "name", "status")
@@ -164,10 +168,12 @@ def _bool_field(raw: dict[str, Any], key: str, where: str) -> bool | None:
 
 
 def _str_field(raw: dict[str, Any], key: str, where: str) -> str:
+    """A string that becomes a label value: at most MAX_LABEL_CHARS characters."""
     value = raw.get(key)
     if isinstance(value, dict | list):
         raise PayloadError(f"{where}.{key} is {_kind(value)}, not a string")
-    return to_str(value)
+    text = to_str(value)
+    return text if len(text) <= MAX_LABEL_CHARS else text[:MAX_LABEL_CHARS - 1] + "\u2026"
 
 
 def parse_job_config(raw: Any, where: str = "job_config") -> JobConfig | None:
@@ -211,8 +217,8 @@ def parse_job(raw: Any, where: str = "job") -> Job:
     job_id, created, start = get("job_id"), get("create_time"), get("start_time")
     duration, restarts, savepoint = get("duration"), get("restart_times"), get("has_savepoint")
     config = get("job_config")
-    # The fast path: every field of its documented type (or absent), the common case once per
-    # job per sweep. Anything else goes through the strict converters, which may raise.
+    # The fast path: every field of its documented type (or absent) and every label short enough,
+    # the common case once per job per sweep. Anything else goes through the strict converters, which may raise.
     # Written out rather than looped: this test runs for every job of every sweep.
     if not (
         type(job_id) is int and INT64_MIN <= job_id <= INT64_MAX
@@ -220,9 +226,12 @@ def parse_job(raw: Any, where: str = "job") -> Job:
         and ((type(start) is int and INT64_MIN <= start <= INT64_MAX) or start is None)
         and ((type(duration) is int and INT64_MIN <= duration <= INT64_MAX) or duration is None)
         and ((type(restarts) is int and INT64_MIN <= restarts <= INT64_MAX) or restarts is None)
-        and (type(name) is str or name is None) and (type(job_type) is str or job_type is None)
-        and (type(status) is str or status is None) and (type(queue) is str or queue is None)
-        and (type(run_mode) is str or run_mode is None) and (type(user) is str or user is None)
+        and (type(name) is str and len(name) <= MAX_LABEL_CHARS or name is None)
+        and (type(job_type) is str and len(job_type) <= MAX_LABEL_CHARS or job_type is None)
+        and (type(status) is str and len(status) <= MAX_LABEL_CHARS or status is None)
+        and (type(queue) is str and len(queue) <= MAX_LABEL_CHARS or queue is None)
+        and (type(run_mode) is str and len(run_mode) <= MAX_LABEL_CHARS or run_mode is None)
+        and (type(user) is str and len(user) <= MAX_LABEL_CHARS or user is None)
         and (type(savepoint) is bool or savepoint is None)
     ):
         return _parse_job_slowly(raw, where)

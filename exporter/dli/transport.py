@@ -54,6 +54,10 @@ USER_AGENT = f"dli-exporter/{__version__}"
 # Connection header (HTTP/1.1 keeps connections alive without it).
 HEADERS = {"User-Agent": USER_AGENT, "Content-Type": "application/json", "Accept": "application/json",
            "Accept-Encoding": "gzip"}
+# An answer larger than this is refused (DLI_EXPORTER_MAX_RESPONSE_BYTES): a real page of 100
+# jobs is about 80 KB, and one whose SQL scripts average 160 KB (some 3,000 lines each) fits.
+MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+READ_CHUNK = 256 * 1024  # bytes read (after gzip) at a time, so the cap is checked as the answer arrives
 MAX_ERROR_TEXT = 300  # characters of an API error message quoted in our own
 MAX_RETRY_AFTER = 600.0  # never pause longer than this on a 429, whatever the server asks
 THROTTLE_WINDOW = 60.0  # the gateway's throttling window when a 429 does not say (its default)
@@ -181,8 +185,10 @@ class Transport:
     """Calls to the DLI and IAM APIs over one pool of keep-alive connections. Thread-safe."""
 
     def __init__(self, *, timeout: float, retries: int, pool_size: int, stats: CallStats,
-                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
+                 max_bytes: int = MAX_RESPONSE_BYTES, clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time) -> None:
         self._timeout = timeout
+        self._max_bytes = max_bytes
         self._retries = retries
         self._stats = stats
         self._clock = clock
@@ -232,8 +238,9 @@ class Transport:
         started = self._clock()
         try:
             answer = self._send(request, timeout=timeout)
-        except DliApiError:
-            self._stats.observe(project_id, "error", self._clock() - started)
+        except DliApiError as err:
+            # An answer that came but was refused (too large) counts under its status.
+            self._stats.observe(project_id, str(err.status) if err.status else "error", self._clock() - started)
             raise
         self._stats.observe(project_id, str(answer.status), self._clock() - started)
         if answer.status != 200:
@@ -266,15 +273,34 @@ class Transport:
             # token or the password elsewhere. The API never redirects; a 3xx is an error.
             resp = self._adapter.send(request, timeout=timeout, stream=True)
             try:
-                content = resp.raw.read(decode_content=True)
+                content = self._read_capped(resp)
             finally:
-                resp.close()
+                resp.close()  # after a refused answer this drops the connection: the rest is never read
         except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
             host = urlsplit(request.url or "").netloc
             raise DliApiError(describe_connection_error(exc, host, timeout), classify(None)) from None
         payload = _json_or_none(content)
         request_id = resp.headers.get(schema.REQUEST_ID_HEADER, "") or schema.error_request_id(payload)
         return Answer(resp.status_code, resp.reason or "", resp.headers, payload, request_id)
+
+    def _read_capped(self, resp: requests.Response) -> bytearray:
+        """The body, decompressed, read a chunk at a time; a DliApiError (no retry: the next
+        answer would be as large) as soon as it is larger than the cap, declared or not."""
+        declared = resp.headers.get("Content-Length", "")
+        encoded = resp.headers.get("Content-Encoding", "identity").lower() not in ("", "identity")
+        if declared.isdigit() and not encoded and int(declared) > self._max_bytes:
+            raise self._too_large(resp)
+        content = bytearray()
+        while chunk := resp.raw.read(READ_CHUNK, decode_content=True):
+            content += chunk
+            if len(content) > self._max_bytes:
+                raise self._too_large(resp)
+        return content
+
+    def _too_large(self, resp: requests.Response) -> DliApiError:
+        return DliApiError(f"the answer is larger than {self._max_bytes} bytes (DLI_EXPORTER_MAX_RESPONSE_BYTES); "
+                           "it was not read further", Outcome.FATAL, status=resp.status_code,
+                           request_id=resp.headers.get(schema.REQUEST_ID_HEADER, ""))
 
     @staticmethod
     def _next_window() -> float:
@@ -317,7 +343,7 @@ def retry_after_seconds(value: str | None, now: float) -> float | None:
     return max(0.0, when.timestamp() - now)
 
 
-def _json_or_none(content: bytes) -> Any:
+def _json_or_none(content: bytes | bytearray) -> Any:
     try:
         return orjson.loads(content)
     except orjson.JSONDecodeError:

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote
 
-from .model import Recorded
+from .model import Fault, Recorded
 
 if TYPE_CHECKING:
     from .service import Simulator
@@ -138,6 +138,9 @@ class Handler(BaseHTTPRequestHandler):
             answer = {"is_success": "false", "message": kinds["not_success"].error_msg}
             self._send(200, json.dumps(answer).encode(), request_id, {}, record)
             return
+        if "oversize" in kinds:
+            self._stream_oversize(kinds["oversize"], request_id, record)
+            return
         if "body" in kinds:
             self._send(200, kinds["body"].body, request_id, {}, record)
             return
@@ -153,6 +156,35 @@ class Handler(BaseHTTPRequestHandler):
         if "truncate" in kinds:
             data = data[: max(1, len(data) // 2)]
         self._send(status, data, request_id, {}, record)
+
+    def _stream_oversize(self, fault: Fault, request_id: str, record: Recorded) -> None:
+        """A page whose one job has a ``fault.size``-byte name, written a piece at a time: the
+        simulator never holds it, so it can be far larger than anyone should read."""
+        record.status = 200
+        head = b'{"is_success":true,"message":"","job_count":1,"jobs":[{"job_id":1,"status":"job_running","name":"'
+        tail = b'"}]}'
+        piece = b"x" * 65536
+        headers = [f"{self.protocol_version} 200 OK", "Content-Type: application/json;charset=UTF-8",
+                   f"X-Request-Id: {request_id}"]
+        headers.append("Transfer-Encoding: chunked" if fault.chunked
+                       else f"Content-Length: {len(head) + fault.size + len(tail)}")
+
+        def write(data: bytes) -> None:
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data) if fault.chunked else data)
+
+        try:
+            self.wfile.write(("\r\n".join(headers) + "\r\n\r\n").encode("latin-1"))
+            write(head)
+            left = fault.size
+            while left > 0:
+                write(piece[:left])
+                left -= len(piece)
+            write(tail)
+            if fault.chunked:
+                self.wfile.write(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client stopped reading, as it should
+        self.close_connection = True
 
     def _send(self, status: int, data: bytes, request_id: str, extra: dict[str, str], record: Recorded) -> None:
         record.status = status

@@ -20,7 +20,9 @@ class Fault:
     ``not_success`` (a 200 with ``is_success`` false), ``bad_shape`` (a 200 without a job list),
     ``bad_signature`` (the verifier holds another secret key for the caller's access key, as after
     a key rotation the exporter missed: a real 401 from the signature check), ``body`` (a 200
-    whose body is ``body``, whatever it holds).
+    whose body is ``body``, whatever it holds), ``oversize`` (a valid page of one job whose name
+    is ``size`` bytes long, streamed without being held; with ``chunked``, without a
+    Content-Length).
     """
 
     kind: str
@@ -34,6 +36,8 @@ class Fault:
     retry_after_header: str | None = None
     seconds: float = 0.0
     body: bytes = b""
+    size: int = 0
+    chunked: bool = False
 
     def matches(self, project_id: str | None, page: int | None) -> bool:
         if self.times is not None and self.times <= 0:
