@@ -4,8 +4,9 @@
 
 The schemas are cloudcoil's models, generated from the operator's CRDs (test-only dependency).
 They ignore unknown fields by default, which would pass ``intervall: 30s``, and take their Python
-names beside the real ones; here every model forbids both, set on the base class before the models are built. That is a change to the
-library's classes for the whole process, so it runs as a process of its own. Documents of other
+names beside the real ones; here every model forbids both, set on the base class before the
+models are built. That is a change to the library's classes for the whole process, so it runs as
+a process of its own. Documents of other
 groups are counted and left alone. Prints one line per object; exit code 1 if any is invalid.
 """
 
@@ -15,10 +16,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import cloudcoil.pydantic
 import pydantic
 import yaml
-
-import cloudcoil.pydantic
 
 # Before the models are imported: unknown fields are errors, and fields go by their Kubernetes
 # names only (cloudcoil also takes its Python names, so `target_label` would pass for `targetLabel`).

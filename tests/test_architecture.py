@@ -18,7 +18,7 @@ ORDER = [
     "domain", "logs", "workers", "listen", "projects",
     "dli.schema", "catalog", "settings", "environment",
     "render", "mapping", "selfmetrics",
-    "dli.transport", "dli.holdback", "dli.credentials", "dli.reader", "dli.api",
+    "dli.errors", "dli.transport", "dli.holdback", "dli.credentials", "dli.reader", "dli.api",
     "views", "sweeper",
     "collector", "probe",
     "web.config", "web.guard", "web.app", "web.server",

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from exporter.dli.api import DliApi
-from exporter.dli.transport import DliApiError
+from exporter.dli.errors import DliApiError
 from exporter.domain import Page, ProjectResult, Target, View
 from exporter.selfmetrics import ApiStats
 from exporter.settings import Settings

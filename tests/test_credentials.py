@@ -17,8 +17,9 @@ from pydantic import SecretStr
 
 from exporter.dli import schema
 from exporter.dli.credentials import AkSkSigner, Credentials, IamLogin, Token, TokenAuth
+from exporter.dli.errors import DliApiError, Outcome
 from exporter.dli.reader import READS, Reader
-from exporter.dli.transport import Answer, DliApiError, Outcome
+from exporter.dli.transport import Answer
 from exporter.domain import Credential, Page, Target, View
 from exporter.settings import AccessKey, PasswordLogin
 from exporter.workers import DaemonPool

@@ -13,8 +13,8 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.dli import holdback as holdback_module
+from exporter.dli.errors import DliApiError, Outcome
 from exporter.dli.holdback import HOLD_MAX, HOLD_MIN, Holdback
-from exporter.dli.transport import DliApiError, Outcome
 from exporter.domain import Credential
 from exporter.main import Exporter
 from exporter.simulator import DEMO_AK, Fault, Gateway, Simulator

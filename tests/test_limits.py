@@ -18,8 +18,8 @@ import pytest
 import requests
 
 from exporter.dli.api import DliApi
+from exporter.dli.errors import DliApiError, Outcome
 from exporter.dli.schema import MAX_LABEL_CHARS, list_query, list_url, parse_job, parse_page
-from exporter.dli.transport import DliApiError, Outcome
 from exporter.domain import View
 from exporter.selfmetrics import ApiStats
 from exporter.simulator import DEMO_AK, DEMO_SK, Fault, Simulator

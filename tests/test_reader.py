@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 import pytest
 
+from exporter.dli.errors import DliApiError
 from exporter.dli.reader import MAX_EXTRA_PAGES, Incomplete, read_pages
 from exporter.dli.schema import parse_job
-from exporter.dli.transport import DliApiError
 from exporter.domain import Page
 from tests.helpers import job
 

@@ -16,16 +16,9 @@ import trustme
 import urllib3
 
 from exporter.dli.api import DliApi
+from exporter.dli.errors import DliApiError, Outcome, classify, retry_after_seconds
 from exporter.dli.schema import PayloadError, list_query, list_url, parse_page
-from exporter.dli.transport import (
-    THROTTLE_WINDOW,
-    DliApiError,
-    Outcome,
-    _json_or_none,
-    classify,
-    describe_connection_error,
-    retry_after_seconds,
-)
+from exporter.dli.transport import THROTTLE_WINDOW, _json_or_none, describe_connection_error
 from exporter.domain import View
 from exporter.selfmetrics import ApiStats
 from exporter.simulator import Fault, Gateway, Simulator

@@ -28,7 +28,8 @@ from pydantic import SecretStr
 from ..domain import Credential, Target
 from ..settings import AccessKey, PasswordLogin
 from . import schema
-from .transport import Auth, DliApiError, Outcome, PreparedRequestLike, Transport
+from .errors import DliApiError, Outcome
+from .transport import Auth, PreparedRequestLike, Transport
 
 log = logging.getLogger(__name__)
 

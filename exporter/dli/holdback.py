@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from ..domain import Credential
-from .transport import DliApiError, Outcome
+from .errors import DliApiError, Outcome
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,9 @@ from ..domain import Job, Page, ProjectResult, Target, View
 from ..workers import DaemonPool
 from . import schema
 from .credentials import Credentials
+from .errors import DliApiError, Outcome
 from .holdback import Holdback
-from .transport import DliApiError, Outcome, Transport
+from .transport import Transport
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,8 @@
 """One call to the API, within a deadline: the only module that imports ``requests``.
 
 A call is sent over one pool of keep-alive connections, signed by the auth object it is given,
-and its answer is put in one of four classes by :func:`classify`, the one place that decides:
+and its answer is put in one of four classes by :func:`~exporter.dli.errors.classify`, the one
+place that decides:
 
 * ok: the answer is parsed and returned;
 * retry: no answer, a 5xx, a 429, a body that is not JSON, or an error code the API uses for its
@@ -15,13 +16,14 @@ and its answer is put in one of four classes by :func:`classify`, the one place 
 * fatal: anything else, reported at once.
 
 Every request's timeout is capped by what is left before the deadline, so no call outlives the
-scrape that needs it. Failures raise :class:`DliApiError`, which carries the HTTP status, the
-API's error code and message, and the ``X-Request-Id`` to quote to support.
+scrape that needs it. An answer is read as it arrives, and refused past
+``DLI_EXPORTER_MAX_RESPONSE_BYTES``. Failures raise :class:`~exporter.dli.errors.DliApiError`,
+which carries the HTTP status, the API's error code and message, and the ``X-Request-Id`` to
+quote to support.
 """
 
 from __future__ import annotations
 
-import enum
 import http.client
 import json
 import logging
@@ -32,7 +34,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
@@ -42,8 +43,8 @@ import urllib3
 from requests.adapters import HTTPAdapter
 
 from .. import __version__
-from ..logs import one_line
 from . import schema
+from .errors import DliApiError, Outcome, classify, retry_after_seconds
 
 log = logging.getLogger(__name__)
 
@@ -58,71 +59,11 @@ HEADERS = {"User-Agent": USER_AGENT, "Content-Type": "application/json", "Accept
 # jobs is about 80 KB, and one whose SQL scripts average 160 KB (some 3,000 lines each) fits.
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 READ_CHUNK = 256 * 1024  # bytes read (after gzip) at a time, so the cap is checked as the answer arrives
-MAX_ERROR_TEXT = 300  # characters of an API error message quoted in our own
 MAX_RETRY_AFTER = 600.0  # never pause longer than this on a 429, whatever the server asks
 THROTTLE_WINDOW = 60.0  # the gateway's throttling window when a 429 does not say (its default)
 THROTTLE_JITTER = 0.1  # up to this share of a window added, so that replicas do not return together
 BACKOFF_BASE = 0.2
 BACKOFF_CAP = 5.0
-
-
-class Outcome(enum.Enum):
-    OK = "ok"
-    RETRY = "retry"
-    AUTH = "auth"
-    FATAL = "fatal"
-    HELD = "held"  # not sent: the credential is held back (see holdback)
-
-
-def classify(status: int | None, error_code: str = "", *, decoded: bool = True, parsed: bool = True) -> Outcome:
-    """What an answer means for the caller; the one place that decides.
-
-    ``status`` is None when no answer came; ``decoded`` says whether its body was JSON, ``parsed``
-    whether that JSON held what was asked for; ``error_code`` is the API's, from the body."""
-    if status is None or (status == 200 and not decoded):
-        return Outcome.RETRY  # no answer, or one cut short: the next may arrive whole
-    if status in (401, 403) or error_code in schema.AUTH_CODES:
-        return Outcome.AUTH
-    if status == 429 or status >= 500 or error_code in schema.RETRYABLE_CODES:
-        return Outcome.RETRY
-    if status == 200 and parsed and not error_code:
-        return Outcome.OK
-    return Outcome.FATAL
-
-
-class DliApiError(Exception):
-    """A call that did not give a usable answer (after retries, where they apply)."""
-
-    def __init__(self, message: str, outcome: Outcome, *, status: int | None = None, error_code: str = "",
-                 request_id: str = "", retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.outcome = outcome
-        self.status = status
-        self.error_code = error_code
-        self.error_msg = message
-        self.request_id = request_id
-        self.retry_after = retry_after
-        self.resume_at: float | None = None  # clock(): when a throttled caller may call again
-        self.logged = False  # already logged where it was handled (the hold-back's one line per hold)
-
-    def __str__(self) -> str:
-        parts = []
-        if self.outcome is Outcome.AUTH:
-            parts.append("authentication failed:")
-        if self.status is not None:
-            parts.append(f"HTTP {self.status}")
-        if self.error_code:
-            parts.append(self.error_code)
-        text = " ".join(parts)
-        message = self.error_msg
-        if len(message) > MAX_ERROR_TEXT:  # an API's message is quoted, not carried whole
-            message = message[:MAX_ERROR_TEXT] + "..."
-        text = f"{text}: {message}" if text else message
-        if self.request_id:
-            text += f" (request_id={self.request_id})"
-        # The API's text reaches logs, --check and exceptions from here: one line, nothing a
-        # terminal would act on.
-        return one_line(text)
 
 
 class PreparedRequestLike(Protocol):
@@ -326,21 +267,6 @@ def _prepare(method: str, url: str, headers: dict[str, str], body: bytes | None)
     request.prepare_headers({**HEADERS, **headers})
     request.prepare_body(body, None)
     return request
-
-
-def retry_after_seconds(value: str | None, now: float) -> float | None:
-    """``Retry-After`` in seconds from ``now`` (epoch seconds): a number, or an HTTP date."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - now)
 
 
 def _json_or_none(content: bytes | bytearray) -> Any:
