@@ -46,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--web.config.file", "--web-config-file", dest="web_config_file", metavar="FILE",
                         help="TLS and basic auth for /metrics, in the Prometheus exporter toolkit's format "
                         "(DLI_EXPORTER_WEB_CONFIG_FILE)")
+    parser.add_argument("--web.max-requests", "--web-max-requests", dest="web_max_requests", metavar="N",
+                        help="requests served at once; more get 503 (0: no limit; default 40) "
+                        "(DLI_EXPORTER_WEB_MAX_REQUESTS)")
     parser.add_argument("--log-level", dest="log_level", help="debug, info, warning or error (DLI_EXPORTER_LOG_LEVEL)")
     parser.add_argument("--log-format", dest="log_format", help="logfmt or json (DLI_EXPORTER_LOG_FORMAT)")
     parser.add_argument("--version", action="version", version=f"dli-exporter {__version__}")

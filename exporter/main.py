@@ -29,6 +29,7 @@ from .web import server as http_server
 from .web.app import MetricsApp
 from .web.config import WebConfigError, WebConfigSource
 from .web.guard import Protected
+from .web.limits import InFlightLimit
 
 log = logging.getLogger("exporter")
 
@@ -122,6 +123,8 @@ def build_exporter(settings: Settings) -> Exporter:
     app: Any = MetricsApp(collector, settings.scrape_timeout_seconds, Probes(settings, sweeper, stats))
     if web is not None:
         app = Protected(app, web)
+    # Outermost: even checking credentials counts against the limit.
+    app = InFlightLimit(app, settings.web_max_requests)
     host, port = parse_listen_address(settings.listen_address)
     try:
         server = http_server.make(host, port, app, web)

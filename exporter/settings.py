@@ -122,6 +122,7 @@ class Settings(BaseSettings):
     concurrency: int = Field(8, ge=1, le=10)
     scrape_timeout_seconds: float = Field(10.0, gt=0, le=600)
     web_config_file: str | None = None  # TLS and basic auth, in the exporter toolkit's format
+    web_max_requests: int = Field(40, ge=0, le=10000)  # requests in flight; 503 beyond; 0: no limit
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["logfmt", "json"] = "logfmt"
 

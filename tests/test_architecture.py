@@ -21,7 +21,7 @@ ORDER = [
     "dli.errors", "dli.transport", "dli.holdback", "dli.credentials", "dli.reader", "dli.api",
     "views", "sweeper",
     "collector", "probe",
-    "web.config", "web.guard", "web.app", "web.server",
+    "web.config", "web.guard", "web.limits", "web.app", "web.server",
     "main", "check", "cli",
 ]
 MAX_LINES = 400

@@ -5,8 +5,11 @@ grow: a leak per failed call would show here as hundreds of sockets or threads.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+import select
+import socket
 import subprocess
 import threading
 import time
@@ -18,6 +21,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.simulator import DEMO_AK, DEMO_SK, Fault, Simulator
+from exporter.web import limits
 from tests.helpers import COMMAND, clean_environ, free_port, jobs
 
 SCRAPES = 2000
@@ -143,3 +147,137 @@ def test_two_thousand_scrapes_with_random_faults_leak_nothing() -> None:
     assert rss - warm_rss < 10 * 1024, report
     assert "Traceback" not in err
     print(report)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_chaos_api_faults_slow_and_idle_clients_and_scrapes_at_once() -> None:
+    """Everything at once against the real process for CHAOS_SECONDS: the API failing at random
+    (an oversized answer among the faults), 300 idle connections reopened as the server drops
+    them, clients trickling their headers, garbage, and scrapes from four scrapers. No scrape may
+    take longer than its timeout; once the clients are gone, threads, sockets and RSS are back
+    where they were."""
+    rng = random.Random(7)
+    port = free_port()
+    with Simulator({"p1": jobs(150), "p2": jobs(30, start=1001)}) as sim:
+        env = clean_environ({
+            "HUAWEICLOUD_SDK_AK": DEMO_AK, "HUAWEICLOUD_SDK_SK": DEMO_SK, "DLI_EXPORTER_ENDPOINT": sim.url,
+            "DLI_EXPORTER_PROJECT_IDS": "p1,p2", "DLI_EXPORTER_CACHE_SECONDS": "0", "DLI_EXPORTER_RETRIES": "1",
+            "DLI_EXPORTER_CONCURRENCY": str(CONCURRENCY), "DLI_EXPORTER_MAX_RESPONSE_BYTES": str(1024 * 1024),
+            "DLI_EXPORTER_LISTEN_ADDRESS": f"127.0.0.1:{port}", "DLI_EXPORTER_LOG_LEVEL": "error"})
+        proc = subprocess.Popen([COMMAND], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            url = f"http://127.0.0.1:{port}/metrics"
+            _wait_healthy(port)
+            for _ in range(20):
+                requests.get(url, timeout=10)
+            warm = _quiet(proc.pid)
+            stop = threading.Event()
+            lock = threading.Lock()
+            slowest = [0.0]
+            statuses: dict[int, int] = {}
+            peak_idle = [0]
+
+            def scraper() -> None:
+                with requests.Session() as session:
+                    while not stop.is_set():
+                        with lock:
+                            sim.clear_faults()
+                            for fault in faults(rng) + ([Fault("oversize", size=8 * 1024 * 1024)]
+                                                        if rng.random() < 0.05 else []):
+                                sim.add_fault(fault)
+                        started = time.monotonic()
+                        resp = session.get(url, headers={"X-Prometheus-Scrape-Timeout-Seconds": str(SCRAPE_TIMEOUT)},
+                                           timeout=30)
+                        took = time.monotonic() - started
+                        with lock:
+                            slowest[0] = max(slowest[0], took)
+                            statuses[resp.status_code] = statuses.get(resp.status_code, 0) + 1
+
+            def idlers() -> None:
+                conns: list[socket.socket] = []
+                while not stop.is_set():
+                    conns = [c for c in conns if not _dropped(c)]
+                    while len(conns) < IDLE:
+                        conns.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+                    with lock:
+                        peak_idle[0] = max(peak_idle[0], _proc(proc.pid)[2] - warm[2])
+                    stop.wait(0.5)
+                for conn in conns:
+                    conn.close()
+
+            def tricklers() -> None:
+                while not stop.is_set():
+                    conns = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(10)]
+                    for n in range(40):
+                        if stop.is_set():
+                            break
+                        for conn in conns:
+                            with contextlib.suppress(OSError):
+                                conn.sendall(b"GET /metrics HTTP/1.1\r\n" if n == 0 else b"X-Slow: 1\r\n")
+                        stop.wait(0.25)
+                    for conn in conns:
+                        conn.close()
+
+            def garbage() -> None:
+                while not stop.is_set():
+                    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn, \
+                            contextlib.suppress(OSError):
+                        conn.sendall(rng.choice([bytes(range(256)), b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+                                                 b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\n\r\n",
+                                                 b"BREW / HTTP/1.1\r\n\r\n"]))
+                        conn.shutdown(socket.SHUT_WR)
+                        while conn.recv(65536):
+                            pass
+                    stop.wait(0.2)
+
+            workers = [threading.Thread(target=f) for f in (scraper,) * 4 + (idlers, tricklers, garbage)]
+            for worker in workers:
+                worker.start()
+            time.sleep(CHAOS_SECONDS)
+            stop.set()
+            for worker in workers:
+                worker.join(timeout=30)
+            sim.clear_faults()
+            time.sleep(limits.HEADER_TIMEOUT)  # what the server still held of the clients has timed out
+            end = _quiet(proc.pid)
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        finally:
+            proc.terminate()
+            _, err = proc.communicate(timeout=10)
+    report = (f"warm {warm}, end {end} (threads, sockets, RSS kB); RSS with {IDLE} idle connections +"
+              f"{peak_idle[0] / 1024:.1f} MB at most; slowest scrape {slowest[0]:.2f} s of {SCRAPE_TIMEOUT} s; "
+              f"{sum(statuses.values())} scrapes")
+    assert statuses.keys() == {200}, report
+    assert slowest[0] < SCRAPE_TIMEOUT, report
+    assert end[0] <= warm[0] and end[1] <= warm[1], report
+    assert end[2] - warm[2] < 15 * 1024 and peak_idle[0] < 60 * 1024, report
+    assert "Traceback" not in err
+    print(report)
+
+
+CHAOS_SECONDS = 30
+SCRAPE_TIMEOUT = 2.0
+IDLE = 300
+
+
+def _wait_healthy(port: int) -> None:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.05)
+
+
+def _dropped(conn: socket.socket) -> bool:
+    """The server has closed this idle connection (its header deadline): close our end too."""
+    try:
+        if select.select([conn], [], [], 0)[0] and not conn.recv(1):
+            conn.close()
+            return True
+    except OSError:
+        conn.close()
+        return True
+    return False

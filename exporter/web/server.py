@@ -1,8 +1,11 @@
 """The HTTP server: a thread per connection, TLS (from the web configuration) on that thread.
 
 A TLS handshake runs on the connection's own thread with a timeout, so a client that never
-finishes it stalls no one. Handler sockets time out, so a client that connects and says nothing
-does not hold a thread for ever. Errors of a connection are one log event, never a traceback.
+finishes it stalls no one. A request's line and headers must arrive within HEADER_TIMEOUT of the
+connection (see limits), so an idle or slow client holds its thread for that long at most; at
+most MAX_CONNECTIONS are served at once. Garbage (not HTTP, a TLS hello on plain HTTP, oversized
+headers) gets http.server's 4xx or a closed connection. Errors of a connection are one log
+event, never a traceback.
 """
 
 from __future__ import annotations
@@ -11,21 +14,44 @@ import logging
 import socket
 import ssl
 import sys
+import threading
 from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+from . import limits
 from .config import HANDSHAKE_TIMEOUT, WebConfigSource, verify_client_sans
 
 log = logging.getLogger(__name__)
 
 
 class Handler(WSGIRequestHandler):
-    # A client that connects and then says nothing must not hold a thread for ever.
+    # Each read and write of a connection; the headers have their own, shorter, overall deadline.
     timeout = 60
+    # http.server's errors (bad request line, oversized headers, HTTP/2 and later) as one short
+    # line that quotes nothing the client sent, under a status line even for a request that
+    # never said its version (http.server would answer such with a bare HTML body).
+    error_message_format = "%(code)d %(explain)s\n"
+    error_content_type = "text/plain; charset=utf-8"
+    default_request_version = "HTTP/1.0"
+    server: ThreadingServer
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.deadlines.watch(self.connection)
+
+    def parse_request(self) -> bool:
+        parsed = super().parse_request()  # reads the headers
+        self.server.deadlines.done(self.connection)  # the request line and headers are in
+        return parsed
+
+    def finish(self) -> None:
+        self.server.deadlines.done(self.connection)
+        super().finish()
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002  (the base class's name)
-        log.debug("http %s", format % args)
+        # A client's request line may hold anything: the log's formatter escapes it.
+        log.debug("http", extra={"client": self.client_address[0], "event": format % args})
 
 
 class ThreadingServer(ThreadingMixIn, WSGIServer):
@@ -33,6 +59,47 @@ class ThreadingServer(ThreadingMixIn, WSGIServer):
     allow_reuse_address = True
     web: WebConfigSource | None = None  # set when TLS is on: its certificates may be rotated
     _tls: ssl.SSLContext | None = None
+    deadlines: limits.HeaderDeadlines
+    max_connections = limits.MAX_CONNECTIONS
+    # The listen backlog (socketserver's default is 5): a burst of connections waits to be
+    # accepted instead of having its SYNs dropped, which clients retry only after a second or more.
+    request_queue_size = 1024
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Before the base class binds: a failed bind calls server_close, which closes these.
+        self.deadlines = limits.HeaderDeadlines(limits.HEADER_TIMEOUT)
+        self._connections = 0
+        self._count_lock = threading.Lock()
+        super().__init__(*args, **kwargs)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._count_lock:
+            full = self._connections >= self.max_connections
+            if not full:
+                self._connections += 1
+        if full:
+            log.warning("connection refused: too many open", extra={"client": str(client_address[0]),
+                                                                    "limit": self.max_connections})
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._count_lock:
+                self._connections -= 1
+
+    @property
+    def connections(self) -> int:
+        """Connections being served now (each on its own thread)."""
+        with self._count_lock:
+            return self._connections
+
+    def server_close(self) -> None:
+        super().server_close()
+        self.deadlines.close()
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         if self.web is None:
