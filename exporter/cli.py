@@ -15,6 +15,7 @@ from typing import Any
 from . import __version__, logs
 from .check import run_check
 from .environment import load_settings, unknown_env_names
+from .healthcheck import healthcheck
 from .main import EXIT_CONFIG, serve
 from .settings import ConfigError
 
@@ -25,7 +26,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dli-exporter",
         description="Prometheus exporter for Flink jobs on Huawei Cloud Data Lake Insight (DLI). "
-        "Settings come from the environment (see the README); these flags override them.",
+        "Settings come from the environment (see the README); these flags override them. "
+        "`dli-exporter healthcheck` exits 0 when the running exporter answers (see its --help).",
     )
     parser.add_argument("--demo", action="store_true",
                         help="serve a built-in simulated DLI API on loopback; no credentials needed")
@@ -55,8 +57,27 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _healthcheck_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dli-exporter healthcheck",
+        description="Exit 0 when the exporter running with these settings answers on /healthz, else 1 "
+        "(2 for a bad setting). Reads the same environment as the server; needs no credentials.")
+    parser.add_argument("--listen-address", dest="listen_address", metavar="HOST:PORT",
+                        help="where the server listens (DLI_EXPORTER_LISTEN_ADDRESS)")
+    parser.add_argument("--web.config.file", "--web-config-file", dest="web_config_file", metavar="FILE",
+                        help="the server's web configuration, for TLS (DLI_EXPORTER_WEB_CONFIG_FILE)")
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the exporter until SIGTERM or SIGINT. Returns the process exit code."""
+    """Run the exporter until SIGTERM or SIGINT (or a subcommand). Returns the process exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["healthcheck"]:
+        try:
+            checked = _healthcheck_parser().parse_args(argv[1:])
+        except SystemExit as exc:
+            return int(exc.code or 0)
+        return healthcheck(vars(checked), sys.stderr)
     try:
         args = _parser().parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error (argparse exits 2)

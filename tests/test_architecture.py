@@ -22,7 +22,7 @@ ORDER = [
     "views", "sweeper",
     "collector", "probe",
     "web.config", "web.guard", "web.limits", "web.app", "web.server",
-    "main", "check", "cli",
+    "healthcheck", "main", "check", "cli",
 ]
 MAX_LINES = 400
 

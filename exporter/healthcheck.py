@@ -1,0 +1,108 @@
+"""``dli-exporter healthcheck``: exit 0 when the running exporter's ``/healthz`` answers.
+
+For container HEALTHCHECKs and exec probes. It reads the same settings as the server (from the
+environment, or the same flags): the listen address, to know where to knock (an all-addresses
+host becomes loopback), and the web configuration, to speak TLS when the server does. It needs
+no credentials, so it works beside ``--demo`` as well. ``/healthz`` is open under basic auth, so
+no password is needed either. The server's certificate is not verified: the question is whether
+this process answers, not who it is. A server that requires client certificates cannot be
+asked this way (the check has none): it says so and fails.
+"""
+
+from __future__ import annotations
+
+import http.client
+import ssl
+from typing import Any, TextIO
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .listen import parse_listen_address
+from .logs import one_line
+from .settings import DEFAULT_PORT, ENV_PREFIX
+from .web.config import WebConfigError, load_web_config
+
+TIMEOUT = 4.0  # seconds; under Docker's and Kubernetes' usual 5 s probe timeout
+EXIT_HEALTHY, EXIT_UNHEALTHY, EXIT_CONFIG = 0, 1, 2
+
+
+class ListenSettings(BaseSettings):
+    """The server's own settings, and only those (no credential is needed to knock)."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", hide_input_in_errors=True)
+
+    listen_address: str = f"0.0.0.0:{DEFAULT_PORT}"
+    web_config_file: str | None = Field(None)
+
+    @field_validator("listen_address")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        parse_listen_address(value)
+        return value.strip()
+
+    @field_validator("web_config_file", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return (value.strip() or None) if isinstance(value, str) else value
+
+
+def _local(host: str) -> str:
+    """Where to knock for a server listening on ``host``: loopback for all addresses."""
+    if host in ("0.0.0.0", ""):  # noqa: S104  (not binding: naming the address the server listens on)
+        return "127.0.0.1"
+    if host == "::":
+        return "::1"
+    return host
+
+
+def healthcheck(overrides: dict[str, Any], err: TextIO) -> int:
+    try:
+        settings = ListenSettings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        first = exc.errors(include_input=False, include_url=False)[0]
+        name = ENV_PREFIX + str(first["loc"][0]).upper() if first["loc"] else "settings"
+        print(f"dli-exporter healthcheck: invalid setting {name}: {one_line(first['msg'])}", file=err)
+        return EXIT_CONFIG
+    tls = None
+    if settings.web_config_file:
+        try:
+            tls = load_web_config(settings.web_config_file).tls
+        except WebConfigError as exc:
+            print(f"dli-exporter healthcheck: invalid setting {ENV_PREFIX}WEB_CONFIG_FILE: "
+                  f"{one_line(str(exc))}", file=err)
+            return EXIT_CONFIG
+    host, port = parse_listen_address(settings.listen_address)
+    host = _local(host)
+    scheme = "https" if tls is not None else "http"
+    where = f"{scheme}://{'[' + host + ']' if ':' in host else host}:{port}/healthz"
+    try:
+        status = _get_healthz(host, port, tls is not None)
+    except ssl.SSLError as exc:
+        hint = " (the server requires a client certificate?)" if "CERTIFICATE_REQUIRED" in str(exc).upper() else ""
+        problem = f"TLS failed: {exc.reason or exc}{hint}"
+    except (OSError, http.client.HTTPException, ValueError) as exc:  # ValueError: a host http.client refuses
+        problem = str(exc) or type(exc).__name__
+    else:
+        if status == 200:
+            return EXIT_HEALTHY
+        problem = f"HTTP {status}"
+    print(f"dli-exporter healthcheck: {one_line(where)}: {one_line(problem)}", file=err)
+    return EXIT_UNHEALTHY
+
+
+def _get_healthz(host: str, port: int, tls: bool) -> int:
+    """The status of GET /healthz (the body is not needed)."""
+    conn: http.client.HTTPConnection
+    if tls:
+        client = ssl.create_default_context()
+        client.check_hostname = False
+        client.verify_mode = ssl.CERT_NONE  # liveness, not identity: see the module's docstring
+        conn = http.client.HTTPSConnection(host, port, timeout=TIMEOUT, context=client)
+    else:
+        conn = http.client.HTTPConnection(host, port, timeout=TIMEOUT)
+    try:
+        conn.request("GET", "/healthz", headers={"User-Agent": "dli-exporter-healthcheck"})
+        return conn.getresponse().status
+    finally:
+        conn.close()
