@@ -6,6 +6,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 APT_PACKAGES := prometheus prometheus-alertmanager
+# The image test (tests/test_image.py) builds and runs the Dockerfile with podman; the base image
+# is a stand-in made with debootstrap (see tests/image/containers.conf for podman's settings).
+IMAGE_PACKAGES := podman runc debootstrap uidmap fuse-overlayfs slirp4netns containernetworking-plugins catatonit
 
 .PHONY: all demo test lint unit tools golden bench fuzz mutate clean help
 
@@ -28,15 +31,18 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/dli-exporter --demo
 
-# Debian's promtool, prometheus and alertmanager for the end-to-end tests; installed only when missing.
+# Debian's promtool, prometheus and alertmanager for the end-to-end tests, and podman for the
+# image test; installed only when missing.
 tools:
 	@if command -v promtool >/dev/null 2>&1 && command -v prometheus-alertmanager >/dev/null 2>&1 \
-	    && command -v prometheus >/dev/null 2>&1; then exit 0; fi; \
+	    && command -v prometheus >/dev/null 2>&1 && command -v podman >/dev/null 2>&1 \
+	    && command -v runc >/dev/null 2>&1 && command -v debootstrap >/dev/null 2>&1; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; \
-	else echo "make tools: not root and no sudo; install: $(APT_PACKAGES)" >&2; exit 0; fi; \
-	echo "installing $(APT_PACKAGES) (Debian packages) for the end-to-end tests"; \
+	else echo "make tools: not root and no sudo; install: $(APT_PACKAGES) $(IMAGE_PACKAGES)" >&2; exit 0; fi; \
+	echo "installing $(APT_PACKAGES) $(IMAGE_PACKAGES) (Debian packages) for the end-to-end and image tests"; \
 	$$SUDO apt-get update -qq && \
-	DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(APT_PACKAGES) >/dev/null
+	DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends \
+	  $(APT_PACKAGES) $(IMAGE_PACKAGES) >/dev/null
 
 lint: $(STAMP)
 	$(BIN)/ruff check exporter tests deploy/alert-receiver

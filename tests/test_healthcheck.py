@@ -72,7 +72,8 @@ def test_nothing_listening_is_one_line_and_exit_1() -> None:
     port = free_port()
     result = healthcheck({"DLI_EXPORTER_LISTEN_ADDRESS": f":{port}"})
     assert result.returncode == 1
-    assert result.stderr == f"dli-exporter healthcheck: http://127.0.0.1:{port}/healthz: [Errno 111] Connection refused\n"
+    where = f"http://127.0.0.1:{port}/healthz"
+    assert result.stderr == f"dli-exporter healthcheck: {where}: [Errno 111] Connection refused\n"
 
 
 @pytest.mark.parametrize(("env", "named"), [
