@@ -9,10 +9,13 @@ import re
 import socket
 import sys
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import requests
 
 from exporter import logs
 from exporter.environment import load_settings
@@ -121,3 +124,15 @@ def relabel(rules: list[dict[str, Any]], labels: dict[str, str]) -> dict[str, st
             replacement = re.sub(r"\$(\d)", r"\\\1", rule.get("replacement", "$1"))
             labels[rule.get("target_label", rule.get("targetLabel", ""))] = match.expand(replacement)
     return labels
+
+
+def wait_healthy(port: int, seconds: float = 15.0) -> None:
+    """Wait until an exporter started as a process answers on 127.0.0.1:``port`` (plain HTTP)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.05)
+    raise AssertionError(f"nothing answered on port {port} within {seconds:g} s")

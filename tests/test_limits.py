@@ -23,7 +23,7 @@ from exporter.dli.schema import MAX_LABEL_CHARS, list_query, list_url, parse_job
 from exporter.domain import View
 from exporter.selfmetrics import ApiStats
 from exporter.simulator import DEMO_AK, DEMO_SK, Fault, Simulator
-from tests.helpers import COMMAND, clean_environ, free_port, jobs, running_exporter, settings_for
+from tests.helpers import COMMAND, clean_environ, free_port, jobs, running_exporter, settings_for, wait_healthy
 from tests.test_faults import scrape
 
 MB = 1024 * 1024
@@ -137,12 +137,7 @@ def test_a_150_mb_answer_leaves_peak_rss_under_120_mb() -> None:
         proc = subprocess.Popen([COMMAND], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
             url = f"http://127.0.0.1:{port}/metrics"
-            for _ in range(100):
-                try:
-                    requests.get(url.replace("/metrics", "/healthz"), timeout=1)
-                    break
-                except requests.ConnectionError:
-                    time.sleep(0.1)
+            wait_healthy(port)
             down = requests.get(url, timeout=30).text
             up = requests.get(url, timeout=30).text
             peak = _peak_rss_mb(proc.pid)

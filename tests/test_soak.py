@@ -22,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.simulator import DEMO_AK, DEMO_SK, Fault, Simulator
 from exporter.web import limits
-from tests.helpers import COMMAND, clean_environ, free_port, jobs
+from tests.helpers import COMMAND, clean_environ, free_port, jobs, wait_healthy
 
 SCRAPES = 2000
 WARM_UP = 200
@@ -90,13 +90,7 @@ def test_two_thousand_scrapes_with_random_faults_leak_nothing() -> None:
         proc = subprocess.Popen([COMMAND], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
             url = f"http://127.0.0.1:{port}/metrics"
-            deadline = time.monotonic() + 15
-            while time.monotonic() < deadline:
-                try:
-                    requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                    break
-                except requests.ConnectionError:
-                    time.sleep(0.05)
+            wait_healthy(port)
             statuses: dict[int, int] = {}
             ups = {0.0: 0, 1.0: 0}
             lock = threading.Lock()
@@ -168,7 +162,7 @@ def test_chaos_api_faults_slow_and_idle_clients_and_scrapes_at_once() -> None:
         proc = subprocess.Popen([COMMAND], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
             url = f"http://127.0.0.1:{port}/metrics"
-            _wait_healthy(port)
+            wait_healthy(port)
             for _ in range(20):
                 requests.get(url, timeout=10)
             warm = _quiet(proc.pid)
@@ -259,16 +253,6 @@ def test_chaos_api_faults_slow_and_idle_clients_and_scrapes_at_once() -> None:
 CHAOS_SECONDS = 30
 SCRAPE_TIMEOUT = 2.0
 IDLE = 300
-
-
-def _wait_healthy(port: int) -> None:
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        try:
-            requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-            return
-        except requests.ConnectionError:
-            time.sleep(0.05)
 
 
 def _dropped(conn: socket.socket) -> bool:
