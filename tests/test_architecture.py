@@ -124,6 +124,7 @@ UPSTREAM = {"job_list", "total_count", "is_success", "error_msg",
             "X-Sdk-Date", "X-Project-Id", "X-Auth-Token", "X-Subject-Token", "X-Security-Token", "X-Request-Id",
             "Retry-After", "DLI.0999", "limit", "offset", "order"}
 UPSTREAM_PARTS = ("/streaming/jobs", "/v3/auth/tokens", "myhuaweicloud")
+OUR_HEADERS = {"Retry-After"}  # also sent by our own server (503 past --web.max-requests)
 
 
 def _string_literals(tree: ast.AST) -> set[str]:
@@ -143,7 +144,9 @@ def test_upstream_names_appear_in_the_schema_only() -> None:
         if name == "dli.schema" or name.startswith("simulator"):
             continue
         literals = _string_literals(ast.parse(path.read_text()))
-        found = sorted(literals & UPSTREAM) + sorted(s for s in literals for part in UPSTREAM_PARTS if part in s)
+        # The web side answers HTTP itself: a standard header of its own answers is not DLI's.
+        upstream = UPSTREAM - OUR_HEADERS if name.startswith("web.") else UPSTREAM
+        found = sorted(literals & upstream) + sorted(s for s in literals for part in UPSTREAM_PARTS if part in s)
         assert not found, f"exporter.{name} spells upstream names {found}: take them from dli.schema"
 
 

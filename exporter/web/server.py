@@ -79,7 +79,7 @@ class ThreadingServer(ThreadingMixIn, WSGIServer):
                 self._connections += 1
         if full:
             log.warning("connection refused: too many open", extra={"client": str(client_address[0]),
-                                                                    "limit": self.max_connections})
+                                                                    "max_connections": self.max_connections})
             self.shutdown_request(request)
             return
         super().process_request(request, client_address)
