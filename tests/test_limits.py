@@ -10,7 +10,6 @@ import subprocess
 import time
 import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from threading import Thread
 from typing import Any
 
@@ -23,6 +22,7 @@ from exporter.dli.schema import MAX_LABEL_CHARS, list_query, list_url, parse_job
 from exporter.domain import View
 from exporter.selfmetrics import ApiStats
 from exporter.simulator import DEMO_AK, DEMO_SK, Fault, Simulator
+from tests.benchmarks.bench import peak_rss_mb
 from tests.helpers import COMMAND, clean_environ, free_port, jobs, running_exporter, settings_for, wait_healthy
 from tests.test_faults import scrape
 
@@ -115,13 +115,6 @@ def test_the_project_goes_down_and_comes_back_and_others_are_unaffected() -> Non
     assert second.up("p1") == 1
 
 
-def _peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmHWM")
-
-
 @pytest.mark.slow
 def test_a_150_mb_answer_leaves_peak_rss_under_120_mb() -> None:
     """The issue's measure, on the exporter as users run it (its own process, default settings):
@@ -140,7 +133,7 @@ def test_a_150_mb_answer_leaves_peak_rss_under_120_mb() -> None:
             wait_healthy(port)
             down = requests.get(url, timeout=30).text
             up = requests.get(url, timeout=30).text
-            peak = _peak_rss_mb(proc.pid)
+            peak = peak_rss_mb(proc.pid)
         finally:
             proc.terminate()
             _, stderr = proc.communicate(timeout=10)
