@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import AliasChoices, ValidationError
 
-from .settings import ENV_PREFIX, ConfigError, Settings
+from .settings import ENV_PREFIX, ConfigError, ServerSettings, Settings
+
+S = TypeVar("S", bound=ServerSettings)
 
 
 def _aliases(name: str) -> list[str]:
@@ -54,9 +56,14 @@ def load_settings(overrides: Mapping[str, Any] | None = None) -> Settings:
 
     ``overrides`` are command-line values by field name; they win over the environment.
     """
+    return load(Settings, overrides)
+
+
+def load(model: type[S], overrides: Mapping[str, Any] | None = None) -> S:
+    """:func:`load_settings` for ``model``, Settings or a part of it (ServerSettings)."""
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
     try:
-        return Settings(**given)
+        return model(**given)
     except ValidationError as exc:
         err = exc.errors(include_input=False, include_url=False)[0]
         name = str(err["loc"][0]) if err["loc"] else "settings"

@@ -15,36 +15,14 @@ import http.client
 import ssl
 from typing import Any, TextIO
 
-from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
+from .environment import load
 from .listen import parse_listen_address
 from .logs import one_line
-from .settings import DEFAULT_PORT, ENV_PREFIX
+from .settings import ENV_PREFIX, ConfigError, ServerSettings
 from .web.config import WebConfigError, load_web_config
 
 TIMEOUT = 4.0  # seconds; under Docker's and Kubernetes' usual 5 s probe timeout
 EXIT_HEALTHY, EXIT_UNHEALTHY, EXIT_CONFIG = 0, 1, 2
-
-
-class ListenSettings(BaseSettings):
-    """The server's own settings, and only those (no credential is needed to knock)."""
-
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", hide_input_in_errors=True)
-
-    listen_address: str = f"0.0.0.0:{DEFAULT_PORT}"
-    web_config_file: str | None = Field(None)
-
-    @field_validator("listen_address")
-    @classmethod
-    def _check_listen(cls, value: str) -> str:
-        parse_listen_address(value)
-        return value.strip()
-
-    @field_validator("web_config_file", mode="before")
-    @classmethod
-    def _blank_is_unset(cls, value: Any) -> Any:
-        return (value.strip() or None) if isinstance(value, str) else value
 
 
 def _local(host: str) -> str:
@@ -58,11 +36,9 @@ def _local(host: str) -> str:
 
 def healthcheck(overrides: dict[str, Any], err: TextIO) -> int:
     try:
-        settings = ListenSettings(**{k: v for k, v in overrides.items() if v is not None})
-    except ValidationError as exc:
-        first = exc.errors(include_input=False, include_url=False)[0]
-        name = ENV_PREFIX + str(first["loc"][0]).upper() if first["loc"] else "settings"
-        print(f"dli-exporter healthcheck: invalid setting {name}: {one_line(first['msg'])}", file=err)
+        settings = load(ServerSettings, overrides)
+    except ConfigError as exc:
+        print(f"dli-exporter healthcheck: invalid setting {exc.setting}: {one_line(exc.problem)}", file=err)
         return EXIT_CONFIG
     tls = None
     if settings.web_config_file:

@@ -66,8 +66,9 @@ def _sdk(name: str, *more: str) -> Any:
     return AliasChoices(name, *more)
 
 
-class Settings(BaseSettings):
-    """All settings of the exporter. Build it with :func:`exporter.environment.load_settings`."""
+class ServerSettings(BaseSettings):
+    """Where and how the exporter serves: all that ``dli-exporter healthcheck`` reads (it needs no
+    credentials). :class:`Settings` holds these and everything else."""
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -76,6 +77,24 @@ class Settings(BaseSettings):
         validate_default=True,
         hide_input_in_errors=True,  # a rejected value may be a secret: never echo it
     )
+
+    listen_address: str = f"0.0.0.0:{DEFAULT_PORT}"
+    web_config_file: str | None = None  # TLS and basic auth, in the exporter toolkit's format
+
+    @field_validator("listen_address")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        parse_listen_address(value)
+        return value.strip()
+
+    @field_validator("web_config_file", mode="before")
+    @classmethod
+    def _blank_file_is_unset(cls, value: Any) -> Any:
+        return (value.strip() or None) if isinstance(value, str) else value
+
+
+class Settings(ServerSettings):
+    """All settings of the exporter. Build it with :func:`exporter.environment.load_settings`."""
 
     # --- credentials (official SDK names) ---
     ak: str | None = Field(None, validation_alias=_sdk("HUAWEICLOUD_SDK_AK"))
@@ -112,7 +131,6 @@ class Settings(BaseSettings):
     per_job_metrics: bool = True
 
     # --- how ---
-    listen_address: str = f"0.0.0.0:{DEFAULT_PORT}"
     cache_seconds: float = Field(10.0, ge=0, le=3600)
     probe_idle_seconds: float = Field(900.0, ge=1, le=86400)  # a probed target unused this long is forgotten
     request_timeout_seconds: float = Field(10.0, gt=0, le=300)
@@ -121,7 +139,6 @@ class Settings(BaseSettings):
     max_response_bytes: int = Field(16 * 1024 * 1024, ge=64 * 1024, le=1024 ** 3)
     concurrency: int = Field(8, ge=1, le=10)
     scrape_timeout_seconds: float = Field(10.0, gt=0, le=600)
-    web_config_file: str | None = None  # TLS and basic auth, in the exporter toolkit's format
     web_max_requests: int = Field(40, ge=0, le=10000)  # requests in flight; 503 beyond; 0: no limit
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["logfmt", "json"] = "logfmt"
@@ -163,7 +180,7 @@ class Settings(BaseSettings):
         return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator(
-        "ak", "sdk_project_id", "sdk_region", "iam_username", "iam_domain", "iam_endpoint", "region", "web_config_file",
+        "ak", "sdk_project_id", "sdk_region", "iam_username", "iam_domain", "iam_endpoint", "region",
         "endpoint", "job_type", "queue_name", "tags", "user_name", "name", "status", mode="before",
     )
     @classmethod
@@ -207,12 +224,6 @@ class Settings(BaseSettings):
         if value is not None and value not in schema.JOB_TYPES:
             raise ValueError("expected one of " + ", ".join(schema.JOB_TYPES))
         return value
-
-    @field_validator("listen_address")
-    @classmethod
-    def _check_listen(cls, value: str) -> str:
-        parse_listen_address(value)
-        return value.strip()
 
     # --- derived values ---
 
