@@ -164,16 +164,14 @@ class Handler(BaseHTTPRequestHandler):
         head = b'{"is_success":true,"message":"","job_count":1,"jobs":[{"job_id":1,"status":"job_running","name":"'
         tail = b'"}]}'
         piece = b"x" * 65536
-        headers = [f"{self.protocol_version} 200 OK", "Content-Type: application/json;charset=UTF-8",
-                   f"X-Request-Id: {request_id}"]
-        headers.append("Transfer-Encoding: chunked" if fault.chunked
-                       else f"Content-Length: {len(head) + fault.size + len(tail)}")
+        framing = ({"Transfer-Encoding": "chunked"} if fault.chunked
+                   else {"Content-Length": str(len(head) + fault.size + len(tail))})
 
         def write(data: bytes) -> None:
             self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data) if fault.chunked else data)
 
         try:
-            self.wfile.write(("\r\n".join(headers) + "\r\n\r\n").encode("latin-1"))
+            self.wfile.write(self._head(200, request_id, framing))
             write(head)
             left = fault.size
             while left > 0:
@@ -186,14 +184,17 @@ class Handler(BaseHTTPRequestHandler):
             pass  # the client stopped reading, as it should
         self.close_connection = True
 
-    def _send(self, status: int, data: bytes, request_id: str, extra: dict[str, str], record: Recorded) -> None:
-        record.status = status
+    def _head(self, status: int, request_id: str, extra: dict[str, str]) -> bytes:
+        """The status line and headers of an answer, ``extra`` (its framing among them) last."""
         phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else ""
         head = [f"{self.protocol_version} {status} {phrase}", f"Server: {self.version_string()}",
                 f"Date: {self.date_time_string()}", "Content-Type: application/json;charset=UTF-8",
-                f"Content-Length: {len(data)}", f"X-Request-Id: {request_id}",
-                *(f"{key}: {value}" for key, value in extra.items())]
+                f"X-Request-Id: {request_id}", *(f"{key}: {value}" for key, value in extra.items())]
+        return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
+
+    def _send(self, status: int, data: bytes, request_id: str, extra: dict[str, str], record: Recorded) -> None:
+        record.status = status
         try:
-            self.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + data)
+            self.wfile.write(self._head(status, request_id, {"Content-Length": str(len(data)), **extra}) + data)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client gave up (its deadline); nothing to do
