@@ -191,3 +191,16 @@ def test_garbage_gets_an_error_or_a_closed_connection_and_the_server_keeps_servi
             assert b"aaaa" not in body and b"BREW" not in body and b"9.0" not in body
         assert scrape(exporter, timeout=5).status_code == 200
         assert settle(lambda: exporter.server.connections == 0)  # type: ignore[attr-defined]
+
+
+def test_connections_past_the_cap_are_closed_at_once_and_served_again_once_others_go(exporter_for: Start) -> None:
+    with Simulator({"p1": jobs(1)}) as sim:
+        exporter = exporter_for(sim, show_detail=False)
+        exporter.server.max_connections = 3  # type: ignore[attr-defined]  (MAX_CONNECTIONS, made small)
+        with idle_connections(exporter, 3):
+            assert settle(lambda: exporter.server.connections == 3)  # type: ignore[attr-defined]
+            with socket.create_connection(("127.0.0.1", exporter.port), timeout=5) as extra:
+                assert _reads_eof(extra)  # closed without a thread
+            assert exporter.server.connections == 3  # type: ignore[attr-defined]
+        assert settle(lambda: exporter.server.connections == 0)  # type: ignore[attr-defined]
+        assert scrape(exporter, timeout=5).status_code == 200

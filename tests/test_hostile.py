@@ -140,3 +140,10 @@ def test_check_prints_an_api_error_on_one_clean_line(message: str) -> None:
 def test_one_line_is_the_helper_and_keeps_printable_text_as_it_is() -> None:
     assert logs.one_line("plain text: é, 中文") == "plain text: é, 中文"
     assert logs.one_line("a\r\nb\x1b[2J\x07") == "a\\r\\nb\\u001b[2J\\u0007"
+
+
+def test_an_api_message_is_quoted_cut_short() -> None:
+    from exporter.dli.errors import MAX_ERROR_TEXT, DliApiError, Outcome
+
+    text = str(DliApiError("x" * 100_000, Outcome.FATAL, status=400, error_code="DLI.0001", request_id="r1"))
+    assert text == f"HTTP 400 DLI.0001: {'x' * MAX_ERROR_TEXT}... (request_id=r1)"
