@@ -1,4 +1,6 @@
-"""The ``dli-exporter`` command: flags, settings, logging, and the demo's simulated API.
+"""The ``dli-exporter`` command, the one entry point: flags, settings, logging, the demo's
+simulated API, and which of serving (:mod:`.wiring`), ``--check`` (:mod:`.preflight`) and
+``healthcheck`` (:mod:`.healthcheck`) to run.
 
 The simulator is imported only for ``--demo``: it is not part of what runs against the cloud.
 """
@@ -13,11 +15,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import __version__, logs
-from .check import run_check
-from .environment import load_settings, unknown_env_names
+from .environment import config_failure, load_settings, unknown_env_names
 from .healthcheck import healthcheck
-from .main import EXIT_CONFIG, serve
+from .preflight import run_check
 from .settings import ConfigError
+from .wiring import serve
 
 log = logging.getLogger("exporter")
 
@@ -90,8 +92,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from . import simulator as sim_module  # noqa: PLC0415  (only the demo needs it, never a real run)
 
         # Two projects in two regions, each at its region's endpoint (one simulator plays both).
-        simulator = sim_module.Simulator(sim_module.demo_projects(), evolve=True,
-                                         regions=sim_module.DEMO_REGIONS).start()
+        projects = sim_module.demo_projects()
+        simulator = sim_module.Simulator(projects, evolve=True, regions=sim_module.DEMO_REGIONS,
+                                         queues=sim_module.demo_queues(projects)).start()
         overrides = {
             "ak": sim_module.DEMO_AK, "sk": sim_module.DEMO_SK, "endpoint": simulator.url + "/{region}",
             "project_ids": ",".join(f"{sim_module.DEMO_REGIONS[pid]}:{pid}" for pid in simulator.projects),
@@ -104,8 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             settings = load_settings(overrides)
         except ConfigError as exc:
-            print(f"dli-exporter: invalid setting {exc.setting}: {logs.one_line(exc.problem)}", file=sys.stderr)
-            return EXIT_CONFIG
+            return config_failure("dli-exporter", exc, sys.stderr)
         logs.setup(settings.log_level, settings.log_format)
         for name in unknown_env_names():
             log.warning("unknown setting ignored", extra={"variable": name})

@@ -1,103 +1,85 @@
-"""The collector: one scrape's families, from the snapshot of its targets and the self-metrics.
+"""The collector: one scrape's families, composed from the registered resources.
 
-It keeps no gauges between scrapes: each scrape sweeps (or reuses a sweep) within its own
-deadline, which the HTTP route passes in as a :class:`~exporter.domain.ScrapeRequest`, and maps
-the result afresh. As a prometheus-client ``Collector`` (``collect()``), it serves any registry
-with the default timeout; the HTTP route calls :meth:`DliCollector.fast_families` instead.
+It keeps no gauges between scrapes: each scrape sweeps (or reuses a sweep) of its targets within
+its own deadline, which the HTTP route makes and passes in, and renders the result afresh, so a
+job that disappears from the API disappears from ``/metrics``. For each resource (in the order
+they are registered) it renders whatever its table declares: its counts, its per-record series
+(straight to lines) and its health; then each project and whether each resource was read, the
+exporter's own counters and the exporter-wide series (on ``/metrics`` only, not on each ``/probe``).
+A resource whose read failed shows no series of its own, and nothing else is touched.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Protocol, TypeVar
+from collections.abc import Sequence
+from dataclasses import dataclass
+from operator import attrgetter
+from typing import Any
 
-from prometheus_client.metrics_core import Metric
-from prometheus_client.registry import Collector
-
-from .catalog import METRICS, ORDER
-from .domain import ScrapeRequest, Snapshot
-from .mapping import Family, exporter_families, health_families, job_families, succeeded, summary_family
-from .render import FamilyLike, Format, RenderedFamily, render_job_families
+from .catalog import ORDER
+from .domain import Deadline, Snapshot, Target
+from .families import (
+    count_family,
+    exporter_families,
+    health_families,
+    project_families,
+    scrape_family,
+)
+from .render import FamilyLike, Format, render_records
+from .resources import Resource
 from .selfmetrics import ApiStats
+from .series import RecordSeries
+from .sweeper import Sweeper
 
 
-class SnapshotSource(Protocol):
-    @property
-    def sweeps(self) -> int: ...  # scrapes that started a sweep
+@dataclass(frozen=True)
+class Exposed:
+    """A resource as this exporter exposes it: its per-record series that the settings turn on."""
 
-    @property
-    def cache_hits(self) -> int: ...  # scrapes answered from cached or running sweeps
-
-    @property
-    def held(self) -> int: ...  # targets held (configured, and probed lately)
-
-    def get(self, deadline: float) -> Snapshot: ...
+    resource: Resource
+    series: tuple[RecordSeries, ...]
 
 
-AnyFamily = Family | RenderedFamily
-F = TypeVar("F", bound=FamilyLike)
+class DliCollector:
+    """Every family of the contract for the targets of a scrape."""
 
-
-def _in_table_order(families: Iterable[F]) -> list[F]:
-    return sorted(families, key=lambda f: ORDER[f.name])
-
-
-class DliCollector(Collector):
-    """Yields every family of the contract from the snapshot the source gives for this scrape."""
-
-    def __init__(self, source: SnapshotSource, stats: ApiStats, project_ids: Iterable[str], *,
-                 per_job: bool = True, show_detail: bool = False, default_timeout: float = 10.0,
-                 regions: Mapping[str, str] | None = None, exporter_wide: bool = True,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self._source = source
+    def __init__(self, sweeper: Sweeper, stats: ApiStats, exposed: Sequence[Exposed]) -> None:
+        self._sweeper = sweeper
         self._stats = stats
-        self._project_ids = list(project_ids)
-        self._regions = dict(regions or {})  # project id -> region, for dli_project_info
-        # The exporter's own counters and build info go on /metrics only, not on each /probe.
-        self._exporter_wide = exporter_wide
-        self._per_job = per_job
-        self._show_detail = show_detail
-        self._default_timeout = default_timeout
-        self._clock = clock
+        self._exposed = tuple(exposed)
 
-    def describe(self) -> Iterator[Metric]:
-        """The families without samples: lets the registry check names without a sweep."""
-        for spec in METRICS:
-            yield Family(spec.name).to_metric()
+    def __repr__(self) -> str:
+        return f"DliCollector({[e.resource.name for e in self._exposed]})"
 
-    def _request(self, scrape: ScrapeRequest | None) -> ScrapeRequest:
-        if scrape is not None:
-            return scrape
-        return ScrapeRequest(self._clock() + self._default_timeout, self._default_timeout)
+    def families(self, targets: Sequence[Target], deadline: Deadline, fmt: Format, escaping: str = "underscores",
+                 *, exporter_wide: bool = True) -> list[FamilyLike]:
+        """This scrape's families for ``targets``, in the catalog's order, sweeping (or reusing
+        sweeps) within ``deadline``; the exporter's own series with ``exporter_wide``."""
+        snapshot = self._sweeper.get(targets, deadline)
+        project_ids = [t.project_id for t in targets]
+        families: list[FamilyLike] = []
+        for exposed in self._exposed:
+            families += self._resource_families(exposed, snapshot, project_ids, fmt, escaping)
+        families += project_families(snapshot, project_ids, [e.resource.name for e in self._exposed],
+                                     {t.project_id: t.region for t in targets})
+        families.append(scrape_family(deadline.timeout))
+        if exporter_wide:
+            families += self._stats.families()
+            families += exporter_families(sweeps=self._sweeper.sweeps, cache_hits=self._sweeper.cache_hits,
+                                          targets=self._sweeper.target_count)
+        return sorted(families, key=lambda f: ORDER[f.name])
 
-    def _rest(self, snapshot: Snapshot, scrape: ScrapeRequest) -> list[Family]:
-        health = health_families(snapshot, self._project_ids, scrape_timeout=scrape.timeout, regions=self._regions)
-        if not self._exporter_wide:
-            return health
-        return [*health, *self._stats.families(),
-                *exporter_families(sweeps=self._source.sweeps, cache_hits=self._source.cache_hits,
-                                  targets=self._source.held)]
-
-    def families(self, scrape: ScrapeRequest | None = None) -> list[Family]:
-        """This scrape's families, sweeping (or reusing a sweep) within the scrape's deadline."""
-        scrape = self._request(scrape)
-        snapshot = self._source.get(scrape.deadline)
-        jobs = job_families(snapshot, self._project_ids, per_job=self._per_job, show_detail=self._show_detail)
-        return _in_table_order([*jobs, *self._rest(snapshot, scrape)])
-
-    def fast_families(self, fmt: Format, scrape: ScrapeRequest | None = None,
-                      escaping: str = "underscores") -> list[AnyFamily]:
-        """The same families as :meth:`families`, the per-job ones already rendered as lines (see
-        :func:`exporter.render.render_job_families`), for :func:`exporter.render.render`."""
-        scrape = self._request(scrape)
-        snapshot = self._source.get(scrape.deadline)
-        projects = list(succeeded(snapshot, self._project_ids))
-        rendered: list[RenderedFamily] = []
-        if self._per_job:
-            rendered = render_job_families(projects, show_detail=self._show_detail, fmt=fmt, escaping=escaping)
-        return _in_table_order([summary_family(projects), *rendered, *self._rest(snapshot, scrape)])
-
-    def collect(self) -> Iterator[Metric]:
-        for family in self.families():
-            yield family.to_metric()
+    @staticmethod
+    def _resource_families(exposed: Exposed, snapshot: Snapshot, project_ids: list[str], fmt: Format,
+                           escaping: str) -> list[FamilyLike]:
+        resource = exposed.resource
+        table = resource.table
+        by_key = attrgetter(table.key)
+        projects: list[tuple[str, list[Any]]] = [
+            (pid, sorted(result.records, key=by_key)) for pid in project_ids
+            if (result := snapshot.result(pid, resource.name)) is not None and result.records is not None]
+        families: list[FamilyLike] = [count_family(count, projects) for count in table.counts]
+        if exposed.series:
+            families += render_records(table, exposed.series, projects, fmt, escaping)
+        families += health_families(snapshot, project_ids, resource.name, table.health)
+        return families

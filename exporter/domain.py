@@ -1,117 +1,108 @@
-"""The exporter's vocabulary: jobs, pages, targets, views, scrapes, sweep results and snapshots.
+"""The exporter's vocabulary: targets, deadlines, pages, the result of reading one resource of one
+target, and the snapshot a scrape reports.
 
 Plain values that every layer passes around. This module imports nothing of the exporter's own,
-so the layers above it (the DLI side, the sweeper, the metrics, the HTTP side) can all depend on
-it without depending on each other. Upstream field names do not appear here (only the contract's
-label names, which some of them equal): the DLI schema module turns answers into these types.
+so the layers above it (the DLI side, the resources, the sweeper, the HTTP side) can all depend on
+it without depending on each other. The records a resource reads (jobs, queues) live with their
+resource: each is what one API list gives, and nothing below needs to know its fields.
 """
 
 from __future__ import annotations
 
-import enum
+import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-UNKNOWN_STATUS = "unknown"  # the contract's status label for a job the API gives no status for
-
-
-# Not frozen: a frozen dataclass costs three times as much to build here (every field goes through
-# object.__setattr__), and jobs are built once per job per sweep. Only the view merge changes a
-# job, a summary job of its own sweep before anyone else sees it (exporter.views.merge).
-@dataclass(slots=True)
-class JobConfig:
-    compute_units: int | None
-    parallelism: int | None
-    checkpoints: bool | None  # automatic checkpoints enabled; None when the API does not say
-    auto_restart: bool | None  # restarts on exceptions; None when the API does not say
-
-
-@dataclass(slots=True)
-class Job:
-    job_id: int
-    name: str
-    job_type: str
-    status: str
-    queue: str
-    run_mode: str
-    user_name: str
-    create_time_ms: int | None
-    start_time_ms: int | None  # None when the job never started
-    duration_ms: int | None
-    restarts: int | None
-    savepoint: bool | None  # the job has a savepoint; None when the API does not say
-    config: JobConfig | None
-
-
-@dataclass(slots=True)
-class Page:
-    total_count: int | None
-    jobs: list[Job]
-    raw_count: int  # entries in the answer: a full page means more may follow
-
-
-class View(enum.Enum):
-    """Which of the list API's two views a sweep reads (the API splits job fields between them)."""
-
-    SUMMARY = "summary"
-    DETAIL = "detail"
-
-
-@dataclass(frozen=True)
-class Credential:
-    """Which credential signs a target's calls: its kind and the public half of it (an access key,
-    or an IAM user). The secret half lives with the credentials module, never here."""
-
-    kind: str  # "aksk" or "iam"
-    identity: str = field(repr=False)
-
-    def __repr__(self) -> str:
-        return f"Credential({self.kind}:{self.identity[:4]}...)"
+Clock = Callable[[], float]
+MAX_SCRAPE_TIMEOUT = 600.0  # seconds: the longest a scrape may take, asked by a header or configured
 
 
 @dataclass(frozen=True)
 class Target:
-    """The unit of work: one project, read at one endpoint with one credential."""
+    """One project, read at one endpoint (with the process's one credential)."""
 
     project_id: str
     endpoint: str
-    credential: Credential
     region: str = ""  # the project's region, where known (an endpoint given outright may not say)
 
 
 @dataclass(frozen=True)
-class ScrapeRequest:
-    """One scrape: when its sweep must be done (``time.monotonic()``), and the timeout it announced."""
+class Deadline:
+    """When a piece of work must be done, on a monotonic clock, and the timeout it was made from.
 
-    deadline: float
-    timeout: float
+    A scrape makes one from Prometheus' timeout header (less a margin for rendering) and passes it
+    down: the sweeper waits for it, the reader waits for pages by it, and every API call's timeout
+    is capped by what is left of it. Work that no scrape waits for (a background refresh) makes
+    its own with :meth:`after`."""
+
+    at: float  # clock() by which the work must be done
+    timeout: float  # the seconds it was made from (what a scrape announced), for dli_scrape_timeout_seconds
+    clock: Clock = field(default=time.monotonic, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.at) and math.isfinite(self.timeout)):
+            raise ValueError("a deadline must be a finite time")
+
+    @classmethod
+    def after(cls, seconds: float, clock: Clock = time.monotonic) -> Deadline:
+        return cls(clock() + seconds, seconds, clock)
+
+    def left(self) -> float:
+        """Seconds left, never below 0."""
+        return max(0.0, self.at - self.clock())
+
+    @property
+    def passed(self) -> bool:
+        return self.clock() >= self.at
+
+
+@dataclass(slots=True)
+class Page:
+    """One page of a list: its records, what the answer said the total is, and how many entries
+    it held (duplicates included: a full page means more may follow)."""
+
+    total_count: int | None
+    records: list[Any]
+    raw_count: int
 
 
 @dataclass(frozen=True)
-class ProjectResult:
-    """The outcome of one project's sweep. ``jobs`` is None when any page could not be read."""
+class Result:
+    """What one read of one resource of one target gave. ``records`` is None when the read failed:
+    a resource is reported whole or not at all, never partially."""
 
-    project_id: str
-    jobs: list[Job] | None
+    records: list[Any] | None
     error: str | None
-    duration: float
+    duration: float  # seconds the read took
     finished_at: float  # epoch seconds
     pages: int = 0
     total_count: int | None = None
-    detail_at: float | None = None  # epoch seconds: when the detail view merged in was read
+    # For a resource read in two views on two cadences (jobs): when the slower view merged into
+    # these records was last read completely (epoch seconds); None when it never was.
+    detail_at: float | None = None
 
     @property
     def ok(self) -> bool:
-        return self.jobs is not None
+        return self.records is not None
 
     @classmethod
-    def down(cls, project_id: str, error: str, duration: float, finished_at: float) -> ProjectResult:
-        """A project that could not be read: no jobs at all, never a partial list."""
-        return cls(project_id, None, error, duration, finished_at)
+    def down(cls, error: str, duration: float, finished_at: float | None = None) -> Result:
+        """A read that failed: no records at all, never a partial list."""
+        return cls(None, error, duration, time.time() if finished_at is None else finished_at)
 
 
 @dataclass(frozen=True)
 class Snapshot:
-    """What one scrape reports: each project's latest result and when it last fully succeeded."""
+    """What one scrape reports: the latest result of each (project, resource), and when each last
+    succeeded (epoch seconds)."""
 
-    results: dict[str, ProjectResult]
-    last_success: dict[str, float] = field(default_factory=dict)  # epoch seconds
+    results: dict[tuple[str, str], Result]
+    last_success: dict[tuple[str, str], float] = field(default_factory=dict)
+
+    def result(self, project_id: str, resource: str) -> Result | None:
+        return self.results.get((project_id, resource))
+
+    def succeeded_at(self, project_id: str, resource: str) -> float | None:
+        return self.last_success.get((project_id, resource))

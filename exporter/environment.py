@@ -1,22 +1,24 @@
 """Where settings come from: the environment variable behind each setting, the ``DLI_EXPORTER_*``
-names nobody reads (typos worth a warning), and :func:`load_settings`, which turns pydantic's
-first validation error into a :class:`~exporter.settings.ConfigError` naming the variable."""
+names nobody reads (typos worth a warning), :func:`load_settings`, which turns pydantic's first
+validation error into a :class:`~exporter.settings.ConfigError` naming the variable, and
+:func:`config_failure`, the one line and exit code every command gives for a bad setting."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 from pydantic import AliasChoices, ValidationError
 
-from .settings import ENV_PREFIX, ConfigError, ServerSettings, Settings
+from .logs import one_line
+from .settings import ENV_PREFIX, EXIT_CONFIG, SWITCHED, ConfigError, ServerSettings, Settings
 
 S = TypeVar("S", bound=ServerSettings)
 
 
 def _aliases(name: str) -> list[str]:
-    info = Settings.model_fields.get(name)
+    info = SWITCHED.model_fields.get(name)
     alias = info.validation_alias if info else None
     if isinstance(alias, AliasChoices):
         return [c for c in alias.choices if isinstance(c, str)]
@@ -26,10 +28,10 @@ def _aliases(name: str) -> list[str]:
 def env_name(key: str) -> str:
     """The environment variable behind ``key``: a field's name (its first alias, else the
     prefixed name) or, as pydantic reports errors of aliased fields, an alias itself."""
-    if key in Settings.model_fields:
+    if key in SWITCHED.model_fields:
         aliases = _aliases(key)
         return aliases[0] if aliases else ENV_PREFIX + key.upper()
-    for name in Settings.model_fields:
+    for name in SWITCHED.model_fields:
         for alias in _aliases(name):
             if alias.upper() == key.upper():
                 return alias
@@ -40,7 +42,7 @@ def known_env_names() -> set[str]:
     """Every variable name the exporter reads, for warning about typos in DLI_EXPORTER_*.
     A field with aliases is read under its aliases only (pydantic-settings adds no prefix)."""
     names = set()
-    for name in Settings.model_fields:
+    for name in SWITCHED.model_fields:
         names.update(_aliases(name) or [ENV_PREFIX + name.upper()])
     return names
 
@@ -56,7 +58,7 @@ def load_settings(overrides: Mapping[str, Any] | None = None) -> Settings:
 
     ``overrides`` are command-line values by field name; they win over the environment.
     """
-    return load(Settings, overrides)
+    return load(SWITCHED, overrides)
 
 
 def load(model: type[S], overrides: Mapping[str, Any] | None = None) -> S:
@@ -68,6 +70,12 @@ def load(model: type[S], overrides: Mapping[str, Any] | None = None) -> S:
         err = exc.errors(include_input=False, include_url=False)[0]
         name = str(err["loc"][0]) if err["loc"] else "settings"
         raise ConfigError(env_name(name), _clean_message(err["msg"])) from None
+
+
+def config_failure(program: str, exc: ConfigError, err: TextIO) -> int:
+    """Say what is wrong with a setting, in one line on ``err``, and give the exit code for it."""
+    print(f"{program}: invalid setting {exc.setting}: {one_line(exc.problem)}", file=err)
+    return EXIT_CONFIG
 
 
 def _clean_message(msg: str) -> str:

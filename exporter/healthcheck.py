@@ -15,14 +15,16 @@ import http.client
 import ssl
 from typing import Any, TextIO
 
-from .environment import load
+from .environment import config_failure, load
 from .listen import parse_listen_address
 from .logs import one_line
 from .settings import ENV_PREFIX, ConfigError, ServerSettings
 from .web.config import WebConfigError, load_web_config
+from .web.replies import HEALTH_PATH
 
 TIMEOUT = 4.0  # seconds; under Docker's and Kubernetes' usual 5 s probe timeout
-EXIT_HEALTHY, EXIT_UNHEALTHY, EXIT_CONFIG = 0, 1, 2
+EXIT_HEALTHY, EXIT_UNHEALTHY = 0, 1
+PROGRAM = "dli-exporter healthcheck"
 
 
 def _local(host: str) -> str:
@@ -38,20 +40,17 @@ def healthcheck(overrides: dict[str, Any], err: TextIO) -> int:
     try:
         settings = load(ServerSettings, overrides)
     except ConfigError as exc:
-        print(f"dli-exporter healthcheck: invalid setting {exc.setting}: {one_line(exc.problem)}", file=err)
-        return EXIT_CONFIG
+        return config_failure(PROGRAM, exc, err)
     tls = None
     if settings.web_config_file:
         try:
             tls = load_web_config(settings.web_config_file).tls
         except WebConfigError as exc:
-            print(f"dli-exporter healthcheck: invalid setting {ENV_PREFIX}WEB_CONFIG_FILE: "
-                  f"{one_line(str(exc))}", file=err)
-            return EXIT_CONFIG
+            return config_failure(PROGRAM, ConfigError(f"{ENV_PREFIX}WEB_CONFIG_FILE", str(exc)), err)
     host, port = parse_listen_address(settings.listen_address)
     host = _local(host)
     scheme = "https" if tls is not None else "http"
-    where = f"{scheme}://{'[' + host + ']' if ':' in host else host}:{port}/healthz"
+    where = f"{scheme}://{'[' + host + ']' if ':' in host else host}:{port}{HEALTH_PATH}"
     try:
         status = _get_healthz(host, port, tls is not None)
     except ssl.SSLError as exc:
@@ -63,7 +62,7 @@ def healthcheck(overrides: dict[str, Any], err: TextIO) -> int:
         if status == 200:
             return EXIT_HEALTHY
         problem = f"HTTP {status}"
-    print(f"dli-exporter healthcheck: {one_line(where)}: {one_line(problem)}", file=err)
+    print(f"{PROGRAM}: {one_line(where)}: {one_line(problem)}", file=err)
     return EXIT_UNHEALTHY
 
 
@@ -78,7 +77,7 @@ def _get_healthz(host: str, port: int, tls: bool) -> int:
     else:
         conn = http.client.HTTPConnection(host, port, timeout=TIMEOUT)
     try:
-        conn.request("GET", "/healthz", headers={"User-Agent": "dli-exporter-healthcheck"})
+        conn.request("GET", HEALTH_PATH, headers={"User-Agent": "dli-exporter-healthcheck"})
         return conn.getresponse().status
     finally:
         conn.close()

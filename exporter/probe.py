@@ -1,24 +1,22 @@
 """``/probe?target=<project_id>[&region=<region>]``: one project on demand, the multi-target
 pattern of blackbox_exporter and snmp_exporter. Prometheus holds the target list (and can shard
-it); the exporter sweeps what it is asked for, with the same credential, views, single-flight,
-cache and deadline as ``/metrics``.
+it); the exporter sweeps what it is asked for, with the same credential, resources,
+single-flight, cache and deadline as ``/metrics``.
 
 Parameters are checked before anything is swept: ``target`` must be a project id (32 lower-case
-hex digits) and ``region`` a region name (of the SDK's table, unless an endpoint is configured).
-With ``DLI_EXPORTER_PROBE_ALLOWED`` set, a project outside it is refused: otherwise an open port
-would let anyone spend the account's API quota. Refusals never echo the raw input.
+hex digits) and ``region`` a region name with an endpoint (of the SDK's table, unless one is
+configured: :func:`exporter.regions.dli_endpoint` decides, as for configured projects). With
+``DLI_EXPORTER_PROBE_ALLOWED`` set, a project outside it is refused: otherwise an open port would
+let anyone spend the account's API quota. Refusals never echo the raw input.
 """
 
 from __future__ import annotations
 
 from urllib.parse import parse_qs
 
-from .collector import DliCollector
-from .dli import schema
-from .projects import PROBE_PROJECT, REGION, REGION_PLACEHOLDER
-from .selfmetrics import ApiStats
+from .domain import Target
+from .regions import PROJECT_ID, REGION, NoEndpoint
 from .settings import Settings
-from .sweeper import Sweeper
 
 MAX_QUERY = 512  # bytes of query string worth reading: a target and a region are far shorter
 
@@ -33,19 +31,17 @@ class ProbeRefused(Exception):
 
 
 class Probes:
-    """Turns a ``/probe`` query into the collector of that one target."""
+    """Turns a ``/probe`` query into the target it names."""
 
-    def __init__(self, settings: Settings, sweeper: Sweeper, stats: ApiStats) -> None:
+    def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._sweeper = sweeper
-        self._stats = stats
         self._allowed = settings.probe_allowlist
 
     def __repr__(self) -> str:
         return f"Probes(allowed={len(self._allowed) or 'any'})"
 
-    def collector(self, query: str) -> DliCollector:
-        """The collector for the target ``query`` names; ProbeRefused when it may not be swept."""
+    def target(self, query: str) -> Target:
+        """The target ``query`` names; ProbeRefused when it may not be swept."""
         if len(query) > MAX_QUERY:
             raise ProbeRefused(400, "query string too long")
         try:
@@ -54,21 +50,18 @@ class Probes:
             raise ProbeRefused(400, "malformed query string") from None
         if set(params) - {"target", "region"} or any(len(values) != 1 for values in params.values()):
             raise ProbeRefused(400, "expected target=<project id> and optionally region=<region>, once each")
-        target = params.get("target", [""])[0]
-        if not PROBE_PROJECT.fullmatch(target):
+        project_id = params.get("target", [""])[0]
+        if not PROJECT_ID.fullmatch(project_id):
             raise ProbeRefused(400, "target must be a project id: 32 lower-case hex digits")
-        settings = self._settings
-        region = params.get("region", [settings.effective_region or ""])[0]
-        endpoint = settings.endpoint
-        if not region and (not endpoint or REGION_PLACEHOLDER in endpoint):
-            raise ProbeRefused(400, "region is required (no DLI_EXPORTER_REGION is set)")
+        region = params.get("region", [self._settings.effective_region or ""])[0]
         if region and not REGION.fullmatch(region):
             raise ProbeRefused(400, "region must be a region name such as cn-north-4")
-        if not endpoint and region not in schema.REGIONS:
-            raise ProbeRefused(400, "region is not in the SDK's region table")
-        if self._allowed and (None, target) not in self._allowed and (region, target) not in self._allowed:
+        try:
+            target = self._settings.target(project_id, region)
+        except NoEndpoint:
+            if not region:
+                raise ProbeRefused(400, "region is required (no DLI_EXPORTER_REGION is set)") from None
+            raise ProbeRefused(400, "region is not in the SDK's region table") from None
+        if self._allowed and (None, project_id) not in self._allowed and (region, project_id) not in self._allowed:
             raise ProbeRefused(403, "target not in DLI_EXPORTER_PROBE_ALLOWED")
-        return DliCollector(self._sweeper.scope([settings.target(target, region)]), self._stats, [target],
-                            per_job=settings.per_job_metrics, show_detail=settings.show_detail,
-                            default_timeout=settings.scrape_timeout_seconds, regions={target: region},
-                            exporter_wide=False)
+        return target

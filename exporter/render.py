@@ -4,14 +4,15 @@ prometheus-client builds a ``Sample`` and a labels dict per series and formats e
 separately: about 50 µs per job here, most of a scrape's CPU. Our families are uniform (legacy
 metric names, no units, timestamps or exemplars), so each (sample name, label names) pair gets a
 generated line function with the labels sorted by code, and a series costs one concatenation.
-The per-job series, most of the output, are rendered by a loop generated from the catalog's
-per-job table. The golden and property tests compare every path with prometheus-client's output
+The per-record series (of jobs, queues: most of the output) are rendered by a loop generated
+from their resource's table. The golden and property tests compare every path with prometheus-client's output
 byte for byte.
 
 Negotiation is prometheus-client's own (:func:`choose_encoder`); its answer is parsed into a
-format, a version and an escaping scheme. Our names are legacy names, which no scheme quotes, so
-every scheme it can negotiate has the fast path; only ``dots`` changes them (underscores double),
-which the generated functions apply once, at generation time.
+format, a version and an escaping scheme, and rendered here: there is one rendering path. Our
+names are legacy names, which no scheme quotes, so every scheme it can negotiate is rendered the
+same way; only ``dots`` changes them (underscores double), which the generated functions apply
+once, at generation time.
 """
 
 from __future__ import annotations
@@ -24,12 +25,10 @@ from typing import Any, Protocol, cast
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.utils import floatToGoString
 
-from .catalog import JOB, LEGACY_NAME, Attr, Const, JobSeries, MetricSpec, P, SpecFamily, job_series
-from .domain import Job
+from .series import LEGACY_NAME, PROJECT_ID, Attr, Const, MetricSpec, RecordSeries, Table
 
 _go_float = cast(Callable[[float], str], floatToGoString)
 Format = Callable[[float], str]
-Encoder = Callable[[Any], bytes]  # prometheus-client's encoder for what was negotiated
 
 TEXT, OPENMETRICS = "text", "openmetrics"
 SCHEMES = ("underscores", "dots", "values", "allow-utf-8")
@@ -107,11 +106,14 @@ class Negotiated:
     content_type: str
 
 
-def negotiate(accept: str) -> tuple[Negotiated | None, Encoder, str]:
-    """prometheus-client's choice for ``accept``: (our reading of it, or None when we have no fast
-    path for it; prometheus-client's encoder; the content type to answer with)."""
-    encoder, content_type = choose_encoder(accept)
-    return parse_content_type(content_type), cast(Encoder, encoder), content_type
+def negotiate(accept: str) -> Negotiated:
+    """prometheus-client's choice for ``accept``, as format, version and escaping. Every content
+    type it can choose today has a reading; one a later version might add is answered as 0.0.4 text."""
+    _, content_type = choose_encoder(accept)
+    return parse_content_type(content_type) or PLAIN_TEXT
+
+
+PLAIN_TEXT = Negotiated(TEXT, "0.0.4", "underscores", "text/plain; version=0.0.4; charset=utf-8")
 
 
 def parse_content_type(content_type: str) -> Negotiated | None:
@@ -141,8 +143,29 @@ class FamilyLike(Protocol):
     def help(self) -> str: ...
 
 
+class SpecFamily:
+    """A family of the catalog: its name (as exposed), type and help come from its spec."""
+
+    __slots__ = ("spec",)
+
+    def __init__(self, spec: MetricSpec) -> None:
+        self.spec = spec
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def type(self) -> str:
+        return self.spec.type
+
+    @property
+    def help(self) -> str:
+        return self.spec.help
+
+
 class RenderedFamily(SpecFamily):
-    """A family whose sample lines are already rendered: the fast path's per-job families."""
+    """A family whose sample lines are already rendered: the per-record families."""
 
     __slots__ = ("lines",)
 
@@ -245,9 +268,9 @@ def render(families: Iterable[FamilyLike], negotiated: Negotiated, fmt: Format =
     return b"".join(render_chunks(list(families), negotiated, fmt))
 
 
-# --- the per-job series, straight to lines ---
+# --- the per-record series, straight to lines ---
 
-JobRenderer = Callable[[Iterable[Job], str, Format, list[Callable[[str], None]]], None]
+RecordRenderer = Callable[[Iterable[Any], str, Format, list[Callable[[str], None]]], None]
 
 
 def _value_source(value: Attr | Const) -> tuple[list[str], str | None, str]:
@@ -255,8 +278,7 @@ def _value_source(value: Attr | Const) -> tuple[list[str], str | None, str]:
     of the formatted value) for a table value: the same as calling it, written out."""
     if isinstance(value, Const):
         return [], None, _literal(format_value(value.value))
-    head, *rest = value.path
-    lines = [f"x = job.{head}"] + [f"x = x.{name} if x is not None else None" for name in rest]
+    lines = [f"x = r.{value.name}"]
     if value.flag:
         text = '{"1.0" if x else "0.0"}'
     elif value.divisor:
@@ -266,30 +288,32 @@ def _value_source(value: Attr | Const) -> tuple[list[str], str | None, str]:
     return lines, "x is not None", text
 
 
-@lru_cache(maxsize=16)
-def _job_renderer(series: tuple[JobSeries, ...], escaping: str) -> JobRenderer:
-    """A loop over jobs that appends each series' line to its family, generated from the table.
+@lru_cache(maxsize=32)
+def _record_renderer(table: Table, series: tuple[RecordSeries, ...], escaping: str) -> RecordRenderer:
+    """A loop over records that appends each series' line to its family, generated from the table.
 
-    The hot loop of a scrape, once per job, so it is written out in full: values read inline from
-    the table's attribute paths, the text labels of all series checked for escaping at once, and
-    the ``{job_id=..,project_id=..}`` part that most series share built once per job."""
+    The hot loop of a scrape, once per record, so it is written out in full: values read inline
+    from the table's attributes, the text labels of all series (and a text key) checked for
+    escaping at once, and the ``{key=..,project_id=..}`` part that most series share built once
+    per record."""
     texts = list(dict.fromkeys(name for s in series for name in s.labels))  # each text label's attribute
-    head = ["def render(jobs, p, fmt, appends):", *(f"    a{i} = appends[{i}]" for i in range(len(series)))]
-    body = ["    for job in jobs:",
-            "        js = job.job_id",
-            "        ids = f'" + _label_part([(P, "p"), (JOB, "js")], escaping) + " '"]
-    if texts:
-        body += [f"        t_{name} = job.{name}" for name in texts]
-        body += ["        j = " + " + ".join(f"t_{name}" for name in texts),
+    checked = texts if table.numeric_key else [table.key, *(t for t in texts if t != table.key)]
+    head = ["def render(records, p, fmt, appends):", *(f"    a{i} = appends[{i}]" for i in range(len(series)))]
+    body = ["    for r in records:"]
+    body += [f"        t_{name} = r.{name}" for name in dict.fromkeys([table.key, *checked])]
+    if checked:
+        body += ["        j = " + " + ".join(f"t_{name}" for name in checked),
                  """        if '\\\\' in j or '"' in j or '\\n' in j:""",
-                 *(f"            t_{name} = esc(t_{name})" for name in texts)]
+                 *(f"            t_{name} = esc(t_{name})" for name in checked)]
+    key = (table.key_label, f"t_{table.key}")
+    body.append("        ids = f'" + _label_part([(PROJECT_ID, "p"), key], escaping) + " '")
     for i, s in enumerate(series):
         setup, condition, value = _value_source(s.value)
         if s.labels:
             pairs = zip(s.spec.labels[2:], s.labels, strict=True)
-            exprs = [(P, "p"), (JOB, "js"), *((label, f"t_{attr}") for label, attr in pairs)]
+            exprs = [(PROJECT_ID, "p"), key, *((label, f"t_{attr}") for label, attr in pairs)]
             line = _series_fstring(s.spec.name, exprs, value, escaping)
-        else:  # the shared {job_id=..,project_id=..} part
+        else:  # the shared {key=..,project_id=..} part
             line = "f'" + _literal(escape_name(s.spec.name, escaping)) + "{ids}" + value + "\\n'"
         body += [f"        {statement}" for statement in setup]
         if condition is None:
@@ -297,17 +321,17 @@ def _job_renderer(series: tuple[JobSeries, ...], escaping: str) -> JobRenderer:
         else:
             body += [f"        if {condition}:", f"            a{i}({line})"]
     scope: dict[str, Any] = {"esc": escape_label_value}
-    exec("\n".join(head + body), scope)  # noqa: S102  (generated from our own table: names and paths only)
-    return cast(JobRenderer, scope["render"])
+    exec("\n".join(head + body), scope)  # noqa: S102  (generated from our own tables: names and attributes only)
+    return cast(RecordRenderer, scope["render"])
 
 
-def render_job_families(projects: Iterable[tuple[str, list[Job]]], *, show_detail: bool, fmt: Format,
-                        escaping: str = "underscores") -> list[RenderedFamily]:
-    """The per-job families of the given (project id, jobs sorted by id) pairs, as lines."""
-    series = job_series(show_detail=show_detail)
+def render_records(table: Table, series: tuple[RecordSeries, ...], projects: Iterable[tuple[str, list[Any]]],
+                   fmt: Format, escaping: str = "underscores") -> list[RenderedFamily]:
+    """The per-record families of ``series`` (of ``table``) for the given (project id, records
+    sorted by key) pairs, as lines."""
     families = [RenderedFamily(s.spec) for s in series]
     appends = [f.lines.append for f in families]
-    render_jobs = _job_renderer(series, escaping)
-    for project_id, jobs in projects:
-        render_jobs(jobs, escape_label_value(project_id), fmt, appends)
+    render = _record_renderer(table, series, escaping)
+    for project_id, records in projects:
+        render(records, escape_label_value(project_id), fmt, appends)
     return families

@@ -13,7 +13,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from .catalog import LATENCY_BUCKETS, SPECS
-from .mapping import Family, from_client_metric
+from .families import Family, from_client_metric
 
 
 def _labels(name: str) -> list[str]:
@@ -37,16 +37,17 @@ class ApiStats:
                                _labels("dli_iam_logins_total"), registry=self.registry)
         self._web_config: Gauge | None = None
 
-    def observe(self, project_id: str, code: str, seconds: float) -> None:
-        """One API call, answered with ``code`` (the HTTP status, or ``error``) after ``seconds``."""
-        self._requests.labels(project_id, code).inc()
-        self._latency.labels(project_id).observe(seconds)
+    def observe(self, account: str, code: str, seconds: float) -> None:
+        """One API call for project ``account``, answered with ``code`` (the HTTP status, or
+        ``error``) after ``seconds``."""
+        self._requests.labels(account, code).inc()
+        self._latency.labels(account).observe(seconds)
 
-    def retried(self, project_id: str) -> None:
-        self._retries.labels(project_id).inc()
+    def retried(self, account: str) -> None:
+        self._retries.labels(account).inc()
 
-    def logged_in(self, project_id: str, code: str) -> None:
-        self._logins.labels(project_id, code).inc()
+    def logged_in(self, account: str, code: str) -> None:
+        self._logins.labels(account, code).inc()
 
     def web_config_loaded(self, ok: bool) -> None:
         """The web configuration file was (re)loaded, or failed to. Its gauge exists from the first call."""

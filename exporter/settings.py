@@ -3,53 +3,40 @@
 Credentials use the official Huawei Cloud SDK's variable names (``HUAWEICLOUD_SDK_*``) so an
 environment that already works with Huawei's tools works here; everything else is
 ``DLI_EXPORTER_*``. A bad setting raises :class:`ConfigError` naming the variable; the CLI turns
-that into one line on stderr and exit code 2.
+that into one line on stderr and exit code 2 (:func:`exporter.environment.config_failure`).
 
 A :class:`Settings` exists only validated (build it with
 :func:`exporter.environment.load_settings`): the rules that span several settings run inside
-pydantic's validation, so a consumer holding one never checks again. What consumers need comes
-derived and typed: :attr:`Settings.secret` is an :class:`AccessKey` or a :class:`PasswordLogin`
-with every field present, and :attr:`Settings.targets` the projects to sweep.
+pydantic's validation, so a consumer holding one never checks again. Settings hold plain
+configuration: strings, numbers, secrets, and values derived from them (the projects as targets,
+the authentication method's name and options). What is built from them (the DLI side, the
+resources) is built by the wiring, and the DLI side never sees a setting.
+
+Each registered resource with a switch (:class:`exporter.resources.Switch`) gets its two settings
+here without a line of its own: :data:`SWITCHED` is :class:`Settings` with them added.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, create_model, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .dli import schema
-from .domain import Credential, Target
+from .dli.auth import AccessKey, IamPassword
+from .domain import MAX_SCRAPE_TIMEOUT, Target
 from .listen import parse_listen_address
-from .projects import PROBE_ENTRY, REGION_PLACEHOLDER, endpoint_for, split_entry
+from .regions import PROBE_ENTRY, REGION, NoEndpoint, dli_endpoint, iam_endpoint, split_entry
+from .resources import REGISTERED, Options, Resource, Switch
+from .resources.jobs import FILTERS, JOB_TYPES
+from .workers import MAX_WORKERS
 
 ENV_PREFIX = "DLI_EXPORTER_"
 DEFAULT_PORT = 9822
-_REGION_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)+$")
-
-
-@dataclass(frozen=True)
-class AccessKey:
-    """An access key pair (AK/SK signing), with the security token of temporary credentials."""
-
-    ak: str = field(repr=False)
-    sk: SecretStr
-    security_token: SecretStr | None = None
-
-
-@dataclass(frozen=True)
-class PasswordLogin:
-    """An IAM user's password login, and where to log in."""
-
-    username: str
-    password: SecretStr
-    domain: str
-    token_url: str
+EXIT_CONFIG = 2  # the exit code of a bad setting, for every command
 
 
 class ConfigError(Exception):
@@ -138,8 +125,8 @@ class Settings(ServerSettings):
     # An API answer larger than this is refused (the project is down); see transport.MAX_RESPONSE_BYTES.
     max_response_bytes: int = Field(16 * 1024 * 1024, ge=64 * 1024, le=1024 ** 3)
     concurrency: int = Field(8, ge=1, le=10)
-    scrape_timeout_seconds: float = Field(10.0, gt=0, le=600)
-    web_max_requests: int = Field(40, ge=0, le=10000)  # requests in flight; 503 beyond; 0: no limit
+    scrape_timeout_seconds: float = Field(10.0, gt=0, le=MAX_SCRAPE_TIMEOUT)
+    web_max_requests: int = Field(40, ge=0, le=10000)  # in flight; 503 beyond; 0: no limit (node_exporter's 40)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["logfmt", "json"] = "logfmt"
 
@@ -200,7 +187,7 @@ class Settings(ServerSettings):
     @field_validator("region", "sdk_region")
     @classmethod
     def _check_region(cls, value: str | None) -> str | None:
-        if value is not None and not _REGION_RE.match(value):
+        if value is not None and not REGION.fullmatch(value):
             raise ValueError("expected a region name such as cn-north-4")
         return value
 
@@ -221,8 +208,8 @@ class Settings(ServerSettings):
     @field_validator("job_type")
     @classmethod
     def _check_job_type(cls, value: str | None) -> str | None:
-        if value is not None and value not in schema.JOB_TYPES:
-            raise ValueError("expected one of " + ", ".join(schema.JOB_TYPES))
+        if value is not None and value not in JOB_TYPES:
+            raise ValueError("expected one of " + ", ".join(JOB_TYPES))
         return value
 
     # --- derived values ---
@@ -236,18 +223,6 @@ class Settings(ServerSettings):
         if self.project_ids:
             return self.project_ids
         return [self.sdk_project_id] if self.sdk_project_id else []
-
-    @property
-    def api_endpoint(self) -> str:
-        """The endpoint of the default region (what the start-up log names)."""
-        return self.endpoint_for(self.effective_region or "")
-
-    def endpoint_for(self, region: str) -> str:
-        """DLI's endpoint for a project in ``region``: ``DLI_EXPORTER_ENDPOINT`` (its ``{region}``
-        replaced), else the SDK's table's."""
-        if self.endpoint:
-            return endpoint_for(self.endpoint, region)
-        return schema.api_endpoint(region)
 
     @property
     def project_entries(self) -> list[tuple[str, str]]:
@@ -265,79 +240,70 @@ class Settings(ServerSettings):
         return frozenset(s for entry in self.probe_allowed if (s := split_entry(entry, PROBE_ENTRY)) is not None)
 
     @property
-    def token_endpoint(self) -> str:
-        return schema.token_url(self.iam_endpoint or schema.iam_endpoint(str(self.effective_region)))
+    def job_filters(self) -> dict[str, str]:
+        """The job list's filters that are set (the settings carry the API's names)."""
+        return {n: v for n in FILTERS if (v := getattr(self, n)) is not None}
 
     @property
-    def uses_iam_login(self) -> bool:
-        return self.iam_username is not None
+    def auth_method(self) -> str:
+        """The name of the authentication method (:data:`exporter.dli.auth.METHODS`) the settings give."""
+        return IamPassword.name if self.iam_username is not None else AccessKey.name
 
     @property
-    def list_filters(self) -> dict[str, str]:
-        """The list API's filters that are set (the settings carry the API's names)."""
-        return {n: v for n in schema.FILTERS if (v := getattr(self, n)) is not None}
-
-    @cached_property
-    def secret(self) -> AccessKey | PasswordLogin:
-        """The credential's secret, every part of it present (validation made sure)."""
-        if self.iam_username is not None and self.iam_password is not None and self.iam_domain is not None:
-            return PasswordLogin(self.iam_username, self.iam_password, self.iam_domain, self.token_endpoint)
-        if self.ak is not None and self.sk is not None:
-            return AccessKey(self.ak, self.sk, self.security_token)
-        raise AssertionError("unreachable: _check_together refuses settings without a credential")
-
-    @cached_property
-    def credential(self) -> Credential:
-        secret = self.secret
-        if isinstance(secret, PasswordLogin):
-            return Credential("iam", f"{secret.domain}/{secret.username}")
-        return Credential("aksk", secret.ak)
+    def auth_options(self) -> dict[str, Any]:
+        """That method's options, every one present (validation made sure)."""
+        if self.auth_method == IamPassword.name:
+            token_url = schema.token_url(iam_endpoint(self.effective_region, self.iam_endpoint))
+            return {"username": self.iam_username, "password": self.iam_password, "domain": self.iam_domain,
+                    "token_url": token_url}
+        return {"ak": self.ak, "sk": self.sk, "security_token": self.security_token}
 
     @cached_property
     def targets(self) -> tuple[Target, ...]:
-        """The configured projects, each read at its region's endpoint with the credential."""
+        """The configured projects, each read at its region's endpoint."""
         return tuple(self.target(pid, region) for region, pid in self.project_entries)
 
     def target(self, project_id: str, region: str | None = None) -> Target:
+        """A project in ``region`` (the default region if None). Raises NoEndpoint."""
         region = self.effective_region or "" if region is None else region
-        return Target(project_id, self.endpoint_for(region), self.credential, region)
+        return Target(project_id, dli_endpoint(region, self.endpoint), region)
+
+    def resource_options(self) -> Options:
+        """What the resources are built with."""
+        return Options(cache_seconds=self.cache_seconds, show_detail=self.show_detail,
+                       detail_interval=self.detail_interval_seconds, job_filters=self.job_filters,
+                       per_job=self.per_job_metrics, intervals=self.intervals(),
+                       workers=len(self.targets) or MAX_WORKERS)
+
+    def reads(self, resource: Resource) -> bool:
+        """Whether ``resource`` is read: its switch's setting (always, without a switch)."""
+        return resource.switch is None or bool(getattr(self, switch_fields(resource.switch)[0]))
+
+    def intervals(self) -> dict[str, float]:
+        """Each switched resource's interval, by name."""
+        return {r.name: float(getattr(self, switch_fields(r.switch)[1])) for r in REGISTERED if r.switch is not None}
 
     @model_validator(mode="after")
-    def _check_together(self) -> Settings:
+    def _validate_together(self) -> Settings:
         # ConfigError is not a ValueError, so pydantic lets it through as it is.
-        self.check()
+        self._cross_rules()
         return self
 
-    def check(self) -> None:
+    def _cross_rules(self) -> None:
         """Rules that span several settings. Raises ConfigError naming the variable to set."""
-        templated = bool(self.endpoint) and REGION_PLACEHOLDER in str(self.endpoint)
-        if any(not region for region, _ in self.project_entries) and (not self.endpoint or templated):
-            if templated:
-                raise ConfigError(ENV_PREFIX + "REGION",
-                                  "DLI_EXPORTER_ENDPOINT holds {region}: set a default region or give each "
-                                  "project as region:project_id")
-            raise ConfigError(ENV_PREFIX + "REGION", "set a region (e.g. cn-north-4) or DLI_EXPORTER_ENDPOINT")
-        if not self.endpoint:
-            for region, _ in self.project_entries:
-                if region not in schema.REGIONS:
+        for region, _ in self.project_entries:
+            try:
+                dli_endpoint(region, self.endpoint)
+            except NoEndpoint as exc:
+                if not region or self.endpoint:
+                    setting = ENV_PREFIX + "REGION"
+                elif region == self.sdk_region and not self.region:
+                    setting = "HUAWEICLOUD_SDK_REGION"
+                else:
                     setting = ENV_PREFIX + ("REGION" if region == self.region else "PROJECT_IDS")
-                    if region == self.sdk_region and not self.region:
-                        setting = "HUAWEICLOUD_SDK_REGION"
-                    raise ConfigError(setting, f"{region} is not in the SDK's region table; "
-                                               "set DLI_EXPORTER_ENDPOINT for it")
-        default = self.effective_region
-        if self.uses_iam_login and not self.iam_endpoint and default is not None and default not in schema.REGIONS:
-            setting = ENV_PREFIX + "REGION" if self.region else "HUAWEICLOUD_SDK_REGION"
-            raise ConfigError(setting,
-                              f"{default} is not in the SDK's region table; set DLI_EXPORTER_IAM_ENDPOINT for it")
-        if self.uses_iam_login:
-            if self.iam_password is None:
-                raise ConfigError(ENV_PREFIX + "IAM_PASSWORD", "required with DLI_EXPORTER_IAM_USERNAME")
-            if self.iam_domain is None:
-                raise ConfigError(ENV_PREFIX + "IAM_DOMAIN",
-                                  "required with DLI_EXPORTER_IAM_USERNAME (the account name)")
-            if not self.iam_endpoint and not self.effective_region:
-                raise ConfigError(ENV_PREFIX + "IAM_ENDPOINT", "set a region or the IAM endpoint for password login")
+                raise ConfigError(setting, str(exc)) from None
+        if self.iam_username is not None:
+            self._iam_rules()
             return
         if self.ak is None and self.sk is None:
             raise ConfigError(
@@ -348,3 +314,37 @@ class Settings(ServerSettings):
             raise ConfigError("HUAWEICLOUD_SDK_AK", "required with HUAWEICLOUD_SDK_SK")
         if self.sk is None:
             raise ConfigError("HUAWEICLOUD_SDK_SK", "required with HUAWEICLOUD_SDK_AK")
+
+    def _iam_rules(self) -> None:
+        try:
+            iam_endpoint(self.effective_region, self.iam_endpoint)
+            unreachable = None
+        except NoEndpoint as exc:
+            unreachable = str(exc)
+        if unreachable is not None and self.effective_region is not None:
+            raise ConfigError(ENV_PREFIX + "REGION" if self.region else "HUAWEICLOUD_SDK_REGION", unreachable)
+        if self.iam_password is None:
+            raise ConfigError(ENV_PREFIX + "IAM_PASSWORD", "required with DLI_EXPORTER_IAM_USERNAME")
+        if self.iam_domain is None:
+            raise ConfigError(ENV_PREFIX + "IAM_DOMAIN", "required with DLI_EXPORTER_IAM_USERNAME (the account name)")
+        if unreachable is not None:
+            raise ConfigError(ENV_PREFIX + "IAM_ENDPOINT", unreachable)
+
+
+def switch_fields(switch: Switch) -> tuple[str, str]:
+    """The field names of a switch's two settings (``DLI_EXPORTER_QUEUES`` is ``queues``)."""
+    return switch.enabled.lower(), switch.interval.lower()
+
+
+def _switched_settings() -> type[Settings]:
+    """:class:`Settings` with the two settings of each registered resource's switch added."""
+    fields: dict[str, Any] = {}
+    for resource in REGISTERED:
+        if resource.switch is not None:
+            enabled, interval = switch_fields(resource.switch)
+            fields[enabled] = (bool, resource.switch.default_enabled)
+            fields[interval] = (float, Field(resource.switch.default_interval, ge=0, le=86400))
+    return create_model("Settings", __base__=Settings, __module__=__name__, **fields)
+
+
+SWITCHED = _switched_settings()  # what load_settings builds

@@ -21,17 +21,18 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
+MAX_WORKERS = 16  # threads of one pool at most, whatever it is asked for
+
 _Work = tuple[Future[Any], Callable[..., Any], tuple[Any, ...]]
 _Item = tuple[float, int, _Work | None]  # (priority, sequence, work); None tells a worker to end
 
 
 class DaemonPool:
-    """``submit`` work; at most ``max_workers`` run at once; ``shutdown`` cancels what has not started."""
+    """``submit`` work; at most ``max_workers`` (from 1 to :data:`MAX_WORKERS`) run at once;
+    ``shutdown`` cancels what has not started."""
 
     def __init__(self, max_workers: int, name: str) -> None:
-        if max_workers < 1:
-            raise ValueError("max_workers must be at least 1")
-        self._max = max_workers
+        self._max = max(1, min(MAX_WORKERS, max_workers))  # the one clamp of every pool's size
         self._name = name
         self._queue: queue.PriorityQueue[_Item] = queue.PriorityQueue()
         self._sequence = itertools.count()

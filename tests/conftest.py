@@ -13,7 +13,7 @@ import pytest
 from hypothesis import settings
 
 from exporter import render
-from exporter.main import Exporter
+from exporter.wiring import Exporter
 from exporter.simulator import Simulator
 from tests.helpers import FUZZING, jobs, running_exporter, settings_for
 
@@ -34,7 +34,7 @@ GOLDEN = Path(__file__).resolve().parent / "golden"
 def fresh_renderers() -> None:
     """Each test generates the renderer's functions anew: a cache filled by an earlier test (or by
     make mutate's first run, which the mutants fork from) would hide a change in the generator."""
-    render._job_renderer.cache_clear()
+    render._record_renderer.cache_clear()
     render._line_function.cache_clear()
 
 

@@ -1,4 +1,6 @@
-"""Test helpers: API-shaped jobs, settings for a simulator, and an exporter running in a thread."""
+"""The tests' one helper module: API-shaped jobs, settings for a simulator, an exporter running in
+a thread or as a process, scraping it, and reading an exposition (with prometheus-client's own
+parser), so that no test file keeps a copy of any of it."""
 
 from __future__ import annotations
 
@@ -12,16 +14,19 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import requests
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics_text
+from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from exporter import logs
 from exporter.environment import load_settings
-from exporter.main import Exporter, build_exporter
 from exporter.settings import Settings
 from exporter.simulator import DEMO_AK, DEMO_SK, Simulator
+from exporter.wiring import Exporter, build_exporter
 
 COMMAND = str(Path(sys.executable).parent / "dli-exporter")  # the console script, as users run it
 
@@ -63,6 +68,75 @@ FUZZING = os.environ.get("HYPOTHESIS_PROFILE") == "fuzz"  # make fuzz
 def examples(count: int) -> int:
     """A property test's number of examples: as given for `make test`, ten times as many for `make fuzz`."""
     return count * 10 if FUZZING else count
+
+
+SCRAPE_TIMEOUT = 3.0  # what Prometheus would announce in X-Prometheus-Scrape-Timeout-Seconds
+Series = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def parse(text: str, *, openmetrics: bool = False) -> Series:
+    """An exposition's samples, by name and label set, read by prometheus-client's parser."""
+    families = parse_openmetrics_text(text) if openmetrics else parse_text(text)
+    return {(s.name, frozenset(s.labels.items())): s.value for f in families for s in f.samples}
+
+
+@dataclass
+class Scrape:
+    """One answer of the exporter, its samples parsed."""
+
+    status: int
+    seconds: float
+    text: str
+    series: Series
+    headers: Mapping[str, str]
+
+    def value(self, name: str, **labels: str) -> float | None:
+        return self.series.get((name, frozenset(labels.items())))
+
+    def up(self, project: str) -> float | None:
+        return self.value("dli_up", project_id=project)
+
+    def by(self, name: str, label: str = "project_id") -> dict[str, float]:
+        """A family's values keyed by one label (``dli_up`` by project, say)."""
+        return {dict(labels)[label]: v for (n, labels), v in self.series.items() if n == name}
+
+    def samples(self, name: str) -> list[tuple[dict[str, str], float]]:
+        return sorted(((dict(labels), v) for (n, labels), v in self.series.items() if n == name),
+                      key=lambda s: sorted(s[0].items()))
+
+    def names_of(self, project: str) -> set[str]:
+        """The sample names that carry ``project``."""
+        return {n for n, labels in self.series if ("project_id", project) in labels}
+
+    def projects_of(self) -> dict[str, set[str]]:
+        """Each family's sample names' project ids ("" for none)."""
+        out: dict[str, set[str]] = {}
+        for name, labels in self.series:
+            out.setdefault(name, set()).add(dict(labels).get("project_id", ""))
+        return out
+
+    def jobs_of(self, project: str) -> Series:
+        """Every dli_jobs and dli_job_* sample of the project."""
+        return {key: v for key, v in self.series.items()
+                if (key[0] == "dli_jobs" or key[0].startswith("dli_job_")) and ("project_id", project) in key[1]}
+
+    def total(self, name: str, **labels: str) -> float:
+        """A counter's value summed over the series that carry these labels (0 when none)."""
+        want = set(labels.items())
+        return sum(v for (n, lbls), v in self.series.items() if n == name and want <= lbls)
+
+
+def scrape(where: Exporter | str, path: str = "/metrics", *, timeout: float = SCRAPE_TIMEOUT,
+           params: Mapping[str, str] | None = None, headers: Mapping[str, str] | None = None) -> Scrape:
+    """GET ``path`` of an exporter (or a base URL) as Prometheus would, announcing ``timeout``."""
+    url = (where if isinstance(where, str) else where.url) + path
+    started = time.monotonic()
+    resp = requests.get(url, params=params, timeout=timeout + 10,
+                        headers={"X-Prometheus-Scrape-Timeout-Seconds": f"{timeout:g}", **(headers or {})})
+    seconds = time.monotonic() - started
+    openmetrics = resp.headers.get("Content-Type", "").startswith("application/openmetrics-text")
+    series = parse(resp.text, openmetrics=openmetrics) if resp.status_code == 200 else {}
+    return Scrape(resp.status_code, seconds, resp.text, series, resp.headers)
 
 
 def free_port() -> int:

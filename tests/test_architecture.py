@@ -1,6 +1,7 @@
-"""The shape of the code, held by tests: modules import one way (web → collector → sweeper → dli →
-domain), ``requests`` is imported in one module, upstream names appear in one module, modules stay
-small, and the simulator stays out of what runs against the cloud."""
+"""The shape of the code, held by tests: modules import one way (web → collector → sweeper →
+resources → dli → domain), the DLI side never sees the settings, ``requests`` is imported in one
+module, each upstream name is spelled in the one module that owns it, modules stay small, and the
+simulator stays out of what runs against the cloud."""
 
 from __future__ import annotations
 
@@ -15,15 +16,18 @@ PACKAGE = Path(__file__).resolve().parents[1] / "exporter"
 
 # Each module may import only modules before it (and the package root, for __version__).
 ORDER = [
-    "domain", "logs", "workers", "listen", "projects",
-    "dli.schema", "catalog", "settings", "environment",
-    "render", "mapping", "selfmetrics",
-    "dli.errors", "dli.transport", "dli.holdback", "dli.credentials", "dli.reader", "dli.api",
-    "views", "sweeper",
-    "collector", "probe",
-    "web.config", "web.guard", "web.limits", "web.app", "web.server",
-    "healthcheck", "main", "check", "cli",
+    "domain", "logs", "workers", "listen",
+    "dli.schema", "regions", "dli.errors", "dli.transport", "dli.signer", "dli.auth", "dli.holdback",
+    "dli.reader", "dli.api",
+    "series", "resources.base", "resources.jobs.record", "resources.jobs.views", "resources.jobs",
+    "resources.queues", "resources",
+    "catalog", "settings", "environment",
+    "render", "families", "selfmetrics",
+    "sweeper", "collector", "probe",
+    "web.replies", "web.config", "web.guard", "web.limits", "web.app", "web.server",
+    "healthcheck", "wiring", "preflight", "cli",
 ]
+PACKAGES = {"", "dli", "web"}  # packages of docstrings only (and __version__)
 MAX_LINES = 400
 
 
@@ -66,18 +70,25 @@ def imported(name: str, path: Path, known: set[str]) -> set[str]:
 
 def test_every_module_has_its_place_in_the_order() -> None:
     known = set(modules())
-    unplaced = known - set(ORDER) - {"", "dli", "web"} - {m for m in known if m.startswith("simulator")}
+    unplaced = known - set(ORDER) - PACKAGES - {m for m in known if m.startswith("simulator")}
     assert not unplaced, f"place these in ORDER: {sorted(unplaced)}"
 
 
 @pytest.mark.parametrize("name", ORDER)
 def test_imports_point_one_way(name: str) -> None:
     mods = modules()
-    allowed = set(ORDER[:ORDER.index(name)]) | {"", "dli", "web"}  # packages: docstrings (and __version__)
+    allowed = set(ORDER[:ORDER.index(name)]) | PACKAGES
     if name == "cli":
         allowed.add("simulator")  # for --demo only, imported when asked for (see the next test)
     wrong = imported(name, mods[name], set(mods)) - allowed
     assert not wrong, f"exporter.{name} imports {sorted(wrong)}, which come after it"
+
+
+@pytest.mark.parametrize("name", [m for m in ORDER if m.startswith("dli.")])
+def test_the_dli_side_never_sees_the_settings(name: str) -> None:
+    """It is built from plain values: nothing under dli/ imports the settings or where they come from."""
+    mods = modules()
+    assert not imported(name, mods[name], set(mods)) & {"settings", "environment"}
 
 
 def test_the_simulator_shares_no_code_with_the_exporter() -> None:
@@ -89,7 +100,7 @@ def test_the_simulator_shares_no_code_with_the_exporter() -> None:
 
 
 def test_the_runtime_does_not_import_the_simulator() -> None:
-    code = ("import sys, exporter.cli, exporter.main; "
+    code = ("import sys, exporter.cli, exporter.wiring; "
             "print(sorted(m for m in sys.modules if m.startswith('exporter.simulator')))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True,
                             cwd=PACKAGE.parent)
@@ -116,15 +127,24 @@ def test_modules_stay_small(name: str) -> None:
     assert lines <= MAX_LINES, f"exporter.{name} has {lines} lines: split it by concern"
 
 
-# Names that only the API uses (the contract's label names, which coincide with some field names,
-# and the settings named after the API's filters, are ours too).
-UPSTREAM = {"job_list", "total_count", "is_success", "error_msg",
-            "create_time", "start_time", "duration", "restart_times", "has_savepoint", "job_config",
-            "cu_number", "parallel_number", "checkpoint_enabled", "restart_when_exception", "expires_at",
-            "X-Sdk-Date", "X-Project-Id", "X-Auth-Token", "X-Subject-Token", "X-Security-Token", "X-Request-Id",
-            "Retry-After", "DLI.0999", "limit", "offset", "order"}
-UPSTREAM_PARTS = ("/streaming/jobs", "/v3/auth/tokens", "myhuaweicloud")
+# Names that only the API uses, each with the one module that may spell it: the API as a whole in
+# the schema, a list's own names with the resource that reads it. (The contract's label names,
+# which coincide with some field names, and the settings named after the job list's filters, are
+# ours too.)
+UPSTREAM = {
+    "dli.schema": {"is_success", "error_msg", "expires_at", "X-Sdk-Date", "X-Project-Id", "X-Auth-Token",
+                   "X-Subject-Token", "X-Security-Token", "X-Request-Id", "Retry-After", "DLI.0999", "limit",
+                   "offset", "order"},
+    "resources.jobs.record": {"job_list", "total_count", "create_time", "start_time", "duration", "restart_times",
+                              "has_savepoint", "job_config", "cu_number", "parallel_number", "checkpoint_enabled",
+                              "restart_when_exception", "resource_config_version", "resource_config"},
+    "resources.jobs": {"streaming/jobs", "show_detail"},
+    "resources.queues": {"queue_type", "all", "cu_count", "used_cu", "is_restarting", "cu_scale_in_limit",
+                         "cu_scale_out_limit", "elastic_resource_pool_name"},
+}
+UPSTREAM_PARTS = {"dli.schema": ("/v3/auth/tokens", "myhuaweicloud", "/v1.0/")}
 OUR_HEADERS = {"Retry-After"}  # also sent by our own server (503 past --web.max-requests)
+OUR_WORDS = {"all", "show_detail"}  # ours elsewhere too: a word, and a setting named after the parameter
 
 
 def _string_literals(tree: ast.AST) -> set[str]:
@@ -139,19 +159,23 @@ def _string_literals(tree: ast.AST) -> set[str]:
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings}
 
 
-def test_upstream_names_appear_in_the_schema_only() -> None:
-    for name, path in modules().items():
-        if name == "dli.schema" or name.startswith("simulator"):
+@pytest.mark.parametrize("name", sorted(m for m in modules() if not m.startswith("simulator")))
+def test_upstream_names_appear_in_their_owners_only(name: str) -> None:
+    literals = _string_literals(ast.parse(modules()[name].read_text()))
+    for owner, names in UPSTREAM.items():
+        if owner == name:
             continue
-        literals = _string_literals(ast.parse(path.read_text()))
-        # The web side answers HTTP itself: a standard header of its own answers is not DLI's.
-        upstream = UPSTREAM - OUR_HEADERS if name.startswith("web.") else UPSTREAM
-        found = sorted(literals & upstream) + sorted(s for s in literals for part in UPSTREAM_PARTS if part in s)
-        assert not found, f"exporter.{name} spells upstream names {found}: take them from dli.schema"
+        others = names - OUR_WORDS
+        if name.startswith("web."):  # the web side answers HTTP itself: a standard header of its own answers
+            others -= OUR_HEADERS
+        found = sorted(literals & others)
+        found += sorted(s for s in literals for part in UPSTREAM_PARTS.get(owner, ()) if part in s)
+        assert not found, f"exporter.{name} spells upstream names {found}: take them from exporter.{owner}"
 
 
-def test_the_schema_does_spell_them() -> None:
+@pytest.mark.parametrize("owner", sorted(UPSTREAM))
+def test_the_owners_do_spell_them(owner: str) -> None:
     """The check above looks for names that are really there (it would pass vacuously if not)."""
-    literals = _string_literals(ast.parse(modules()["dli.schema"].read_text()))
-    assert literals >= UPSTREAM
-    assert all(any(part in s for s in literals) for part in UPSTREAM_PARTS)
+    literals = _string_literals(ast.parse(modules()[owner].read_text()))
+    assert literals >= UPSTREAM[owner]
+    assert all(any(part in s for s in literals) for part in UPSTREAM_PARTS.get(owner, ()))

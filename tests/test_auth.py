@@ -6,20 +6,22 @@ import threading
 import time
 
 import pytest
-import requests
 from huaweicloudsdkcore.auth.credentials import BasicCredentials
 from huaweicloudsdkcore.sdk_request import SdkRequest
 from huaweicloudsdkcore.signer.signer import Signer
 from pydantic import SecretStr
 
-from exporter.dli.credentials import AkSkSigner, Token, TokenAuth, TokenCache, canonical_query, canonical_uri
-from exporter.dli.schema import list_url
-from exporter.dli.transport import USER_AGENT
+from exporter.dli import schema
+from exporter.dli.auth import AccessKey, ProjectToken, Token, TokenCache
+from exporter.dli.errors import Failure
+from exporter.dli.signer import canonical_query, canonical_uri
+from exporter.dli.transport import Call
+from exporter.domain import Deadline
 
 AK = "HPUAXXXXEXAMPLEKEY01"
 SK = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 FIXED = 1_764_000_000.0  # a fixed signing moment, so both signers see the same X-Sdk-Date
-FAR = 1e12  # a deadline no test reaches
+FAR = Deadline(1e12, 1e12)  # a deadline no test reaches
 
 CASES = [
     ("https://dli.cn-north-4.myhuaweicloud.com", "0123456789abcdef", [("limit", "100"), ("offset", "0")]),
@@ -34,16 +36,19 @@ CASES = [
 ]
 
 
+def _call(base: str, project: str, params: list[tuple[str, object]]) -> Call:
+    text_params = [(k, str(v).lower() if isinstance(v, bool) else str(v)) for k, v in params]
+    url = schema.url(base, schema.project_path(project, "streaming/jobs"), text_params)
+    return Call.get(url, project, {schema.PROJECT_HEADER: project})
+
+
 def _ours(base: str, project: str, params: list[tuple[str, object]],
           token: str | None = None) -> tuple[str, dict[str, str]]:
-    text_params = [(k, str(v).lower() if isinstance(v, bool) else str(v)) for k, v in params]
-    url = list_url(base, project, text_params)
-    prepared = requests.Request("GET", url, headers={
-        "User-Agent": USER_AGENT, "Content-Type": "application/json", "X-Project-Id": project,
-    }).prepare()
-    signer = AkSkSigner(AK, SecretStr(SK), SecretStr(token) if token else None, clock=lambda: FIXED)
-    signer(prepared)
-    return prepared.headers["Authorization"], dict(prepared.headers)
+    """Our Authorization header for the call, and every header the call then carries."""
+    key = AccessKey(ak=AK, sk=SecretStr(SK), security_token=SecretStr(token) if token else None, wall=lambda: FIXED)
+    call = _call(base, project, params)
+    added = key.authorize(call, FAR).headers
+    return added["Authorization"], {**call.headers, **added}
 
 
 def _official(base: str, project: str, params: list[tuple[str, object]], headers: dict[str, str]) -> str:
@@ -80,15 +85,15 @@ def test_signature_changes_with_any_signed_part() -> None:
     assert _ours(base.replace("cn-north-4", "cn-east-3"), project, params)[0] != reference
 
 
-def test_resigning_replaces_old_headers() -> None:
-    url = list_url("http://127.0.0.1:1", "p1", [("limit", "100")])
-    prepared = requests.Request("GET", url).prepare()
-    clock = iter([FIXED, FIXED + 60])
-    signer = AkSkSigner(AK, SecretStr(SK), clock=lambda: next(clock))
-    first = signer(prepared).headers["Authorization"]
-    second = signer(prepared).headers["Authorization"]
-    assert first != second
-    assert "authorization" not in second.split("SignedHeaders=")[1].split(",")[0]
+def test_each_try_is_signed_afresh() -> None:
+    """A retried call gets a new date and signature, computed over the call's own headers only."""
+    call = _call("http://127.0.0.1:1", "p1", [("limit", "100")])
+    clock = iter([FIXED, FIXED + 60, FIXED + 120])
+    key = AccessKey(ak=AK, sk=SecretStr(SK), wall=lambda: next(clock))
+    first, second = (key.authorize(call, FAR).headers for _ in range(2))
+    assert first["X-Sdk-Date"] != second["X-Sdk-Date"] and first["Authorization"] != second["Authorization"]
+    assert "authorization" not in second["Authorization"].split("SignedHeaders=")[1].split(",")[0]
+    assert key.refused(key.authorize(call, FAR), "rid") is False  # a refused signature is refused again
 
 
 def test_canonical_pieces() -> None:
@@ -98,9 +103,10 @@ def test_canonical_pieces() -> None:
     assert canonical_query("") == ""
 
 
-def test_signer_repr_hides_secret() -> None:
-    signer = AkSkSigner(AK, SecretStr(SK), SecretStr("tok"))
-    assert SK not in repr(signer) and "tok" not in repr(signer)
+def test_the_method_is_described_without_its_secret() -> None:
+    key = AccessKey(ak=AK, sk=SecretStr(SK), security_token=SecretStr("tok"))
+    assert key.describe() == "AK/SK, temporary (HPUA...)" and key.identity == AK
+    assert SK not in repr(key) and "tok" not in repr(key) and AK not in repr(key)
 
 
 class _Fetcher:
@@ -109,7 +115,7 @@ class _Fetcher:
         self.lifetime = lifetime
         self.lock = threading.Lock()
 
-    def __call__(self, deadline: float) -> Token:
+    def __call__(self, deadline: Deadline) -> Token:
         with self.lock:
             self.calls += 1
             n = self.calls
@@ -117,23 +123,29 @@ class _Fetcher:
         return Token(SecretStr(f"token-{n}"), time.time() + self.lifetime)
 
 
+def got(cache: TokenCache) -> tuple[SecretStr, int, bool]:
+    token = cache.get(FAR)
+    assert not isinstance(token, Failure)
+    return token
+
+
 def test_token_is_cached_until_shortly_before_expiry() -> None:
     now = [1000.0]
     logins = []
 
-    def fetch(deadline: float) -> Token:
+    def fetch(deadline: Deadline) -> Token:
         logins.append(now[0])
         return Token(SecretStr(f"t{len(logins)}"), now[0] + 3600)
 
     cache = TokenCache(fetch, refresh_before=300, clock=lambda: now[0])
-    first, gen1, fresh1 = cache.get(FAR)
-    again, gen2, fresh2 = cache.get(FAR)
+    first, gen1, fresh1 = got(cache)
+    again, gen2, fresh2 = got(cache)
     assert (fresh1, fresh2) == (True, False)
     assert (first.get_secret_value(), gen1) == (again.get_secret_value(), gen2)
     now[0] += 3600 - 301
-    assert cache.get(FAR)[1] == gen1
+    assert got(cache)[1] == gen1
     now[0] += 2  # inside the refresh margin
-    token, gen3, _ = cache.get(FAR)
+    token, gen3, _ = got(cache)
     assert (token.get_secret_value(), gen3) == ("t2", gen1 + 1)
     assert logins == [1000.0, 1000.0 + 3600 - 299]
 
@@ -149,19 +161,19 @@ def test_concurrent_callers_share_one_login() -> None:
     assert fetch.calls == 1
 
 
-def test_reject_drops_only_the_rejected_generation() -> None:
+def test_a_refusal_drops_only_the_refused_generation() -> None:
     fetch = _Fetcher()
     cache = TokenCache(fetch)
     cache.get(FAR)  # a token from an earlier call
-    auth = TokenAuth(cache, FAR)
-    request = requests.Request("GET", "http://127.0.0.1/").prepare()
-    auth(request)
-    assert request.headers["X-Auth-Token"] == "token-1"
-    assert auth.reject("rid") is True  # an old token was refused: a fresh one may succeed
-    auth(request)
-    assert request.headers["X-Auth-Token"] == "token-2"
-    assert auth.reject("rid") is False  # a token refused right after its login: no third login
+    auth = ProjectToken(cache, "p1")
+    call = _call("http://127.0.0.1", "p1", [])
+    old = auth.authorize(call, FAR)
+    assert not isinstance(old, Failure) and old.headers == {"X-Auth-Token": "token-1"} and not old.fresh
+    assert auth.refused(old, "rid") is True  # an old token was refused: a fresh one may succeed
+    new = auth.authorize(call, FAR)
+    assert not isinstance(new, Failure) and new.headers == {"X-Auth-Token": "token-2"} and new.fresh
+    assert auth.refused(new, "rid") is False  # a token refused right after its login: no third login
     # Another thread that saw the old token's 401 late must not throw away the new one.
     cache.invalidate(1)
-    assert cache.get(FAR)[0].get_secret_value() == "token-3"  # the refused fresh one was dropped
+    assert got(cache)[0].get_secret_value() == "token-3"  # the refused fresh one was dropped
     assert fetch.calls == 3

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from exporter.main import Exporter
+from exporter.wiring import Exporter
 from exporter.simulator import Simulator
 from exporter.web import limits
 from tests.helpers import jobs

@@ -1,4 +1,5 @@
-"""The mapping from a sweep to metric families, held to the contract and to golden files."""
+"""The collector and the one rendering path, held to the contract, to golden files, and byte for byte
+to prometheus-client's encoders (over samples computed from the tables: tests/reference.py)."""
 
 from __future__ import annotations
 
@@ -12,111 +13,22 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter import __version__
 from exporter.catalog import METRICS, SPECS
-from exporter.collector import DliCollector
-from exporter.dli.schema import parse_job
-from exporter.domain import ProjectResult, ScrapeRequest, Snapshot
-from exporter.render import (
-    Negotiated,
-    ValueFormatter,
-    format_value,
-    negotiate,
-    parse_content_type,
-    render_openmetrics,
-    render_text,
-)
+from exporter.domain import Deadline, Result, Snapshot
+from exporter.render import ValueFormatter, format_value, negotiate, parse_content_type
+from exporter.resources import REGISTERED
+from exporter.resources.jobs.record import parse_job
 from exporter.selfmetrics import ApiStats
-from tests.helpers import examples, job
+from tests.helpers import examples, job, parse
+from tests.reference import TARGETS, FixedSweeper, collector_for, golden_snapshot, golden_stats, ours, theirs
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 CONTRACT = Path(__file__).resolve().parents[2] / "shared" / "metrics.md"
 README = Path(__file__).resolve().parents[1] / "README.md"
-
-
-def parsed(raws: list[dict[str, Any]]) -> list[Any]:
-    return [parse_job(r) for r in raws]
-
-
-# p3 without a region: an endpoint given outright need not say.
-GOLDEN_REGIONS = {"p1": "cn-north-4", "p2": "ap-southeast-1"}
-
-
-def golden_snapshot() -> Snapshot:
-    """Every case the contract names: unknown and new statuses, nulls, odd label values, a failed
-    project with an older success, and an empty project."""
-    p1 = parsed([
-        job(3, name='quote " backslash \\ newline \n 名字', restart_times=7, has_savepoint=True,
-            job_type="flink_jar_job", run_mode="exclusive_cluster", queue_name="etl"),
-        job(1, status="job_running_exception", restart_times=2),
-        job(2, status=None, user_name=None, queue_name=None, run_mode=None, start_time=0, duration=None,
-            restart_times=None, job_config=None),
-        job(10, status="job_brand_new_status", create_time="1700000005000", restart_times="4",
-            job_config={"cu_number": "8", "parallel_number": None, "checkpoint_enabled": "false",
-                        "restart_when_exception": True}),
-        job(11, status="job_running", has_savepoint="true"),
-        # Absent booleans (no series, not 0), and v2 resources (parallelism from resource_config).
-        {**job(12, job_type="flink_sql_edge_job", run_mode="edge_node",
-               job_config={"cu_number": 2, "resource_config_version": "v2",
-                           "resource_config": {"parallel_number": 3}}), "has_savepoint": None},
-    ])
-    return Snapshot(
-        results={
-            "p1": ProjectResult("p1", p1, None, 0.25, 1_700_000_100.5, 1, 6, detail_at=1_700_000_050.25),
-            "p2": ProjectResult("p2", None, "HTTP 500 DLI.0999: boom", 1.5, 1_700_000_101.0,
-                                detail_at=1_699_999_000.0),
-            "p3": ProjectResult("p3", [], None, 0.125, 1_700_000_100.0, 1, 0),
-        },
-        last_success={"p1": 1_700_000_100.5, "p2": 1_699_999_000.0, "p3": 1_700_000_100.0},
-    )
-
-
-def golden_stats() -> ApiStats:
-    stats = ApiStats()
-    for seconds in (0.02, 0.04, 0.3):
-        stats.observe("p1", "200", seconds)
-    stats.observe("p2", "500", 1.2)
-    stats.observe("p2", "error", 12.0)
-    stats.retried("p2")
-    stats.logged_in("p1", "201")
-    return stats
-
-
-class FixedSource:
-    def __init__(self, snapshot: Snapshot, sweeps: int = 3, cache_hits: int = 2, targets: int = 2) -> None:
-        self.snapshot = snapshot
-        self.sweeps = sweeps
-        self.cache_hits = cache_hits
-        self.held = targets
-        self.deadlines: list[float] = []
-
-    def get(self, deadline: float) -> Snapshot:
-        self.deadlines.append(deadline)
-        return self.snapshot
-
-
-def registry_for(snapshot: Snapshot, stats: ApiStats | None = None, **kwargs: Any) -> CollectorRegistry:
-    registry = CollectorRegistry(auto_describe=False)
-    kwargs.setdefault("show_detail", True)
-    kwargs.setdefault("regions", GOLDEN_REGIONS)
-    registry.register(DliCollector(FixedSource(snapshot), stats or golden_stats(), ["p1", "p2", "p3"], **kwargs))
-    return registry
-
-
-def samples(exposition: bytes) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    out = {}
-    for family in text_string_to_metric_families(exposition.decode()):
-        for s in family.samples:
-            out[(s.name, frozenset(s.labels.items()))] = s.value
-    return out
-
-
-def names_of(exposition: bytes, project: str) -> set[str]:
-    return {name for name, labels in samples(exposition) if ("project_id", project) in labels}
+OPENMETRICS = "application/openmetrics-text;version=1.0.0"
 
 
 def check_golden(name: str, output: bytes) -> None:
@@ -127,27 +39,36 @@ def check_golden(name: str, output: bytes) -> None:
 
 
 def test_golden_text_exposition() -> None:
-    check_golden("metrics.prom", generate_latest(registry_for(golden_snapshot())))
+    output = ours(golden_snapshot())
+    assert output == theirs(golden_snapshot())
+    check_golden("metrics.prom", output)
 
 
 def test_golden_openmetrics_exposition() -> None:
-    check_golden("metrics.openmetrics", generate_openmetrics(registry_for(golden_snapshot())))
+    output = ours(golden_snapshot(), OPENMETRICS)
+    assert output == theirs(golden_snapshot(), OPENMETRICS)
+    check_golden("metrics.openmetrics", output)
 
 
 def test_the_exposition_passes_promtool(promtool: Callable[[bytes], subprocess.CompletedProcess[bytes]]) -> None:
-    """promtool lints what the exporter renders now (both paths, text format), not a committed file."""
-    snapshot = golden_snapshot()
-    for output in (generate_latest(registry_for(snapshot)), render_text(_fast(snapshot))):
-        result = promtool(output)
-        assert result.returncode == 0, result.stdout + result.stderr
+    """promtool lints what the exporter renders now, not a committed file."""
+    result = promtool(ours(golden_snapshot()))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def golden() -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    return parse(ours(golden_snapshot()).decode())
+
+
+def value(metric: str, **labels: str) -> float | None:
+    return golden().get((metric, frozenset(labels.items())))
+
+
+def names_of(project: str) -> set[str]:
+    return {name for name, labels in golden() if ("project_id", project) in labels}
 
 
 def test_contract_values() -> None:
-    got = samples(generate_latest(registry_for(golden_snapshot())))
-
-    def value(metric: str, **labels: str) -> float | None:
-        return got.get((metric, frozenset(labels.items())))
-
     assert value("dli_job_status", project_id="p1", job_id="2", status="unknown") == 1
     assert value("dli_job_status", project_id="p1", job_id="10", status="job_brand_new_status") == 1
     assert value("dli_job_info", project_id="p1", job_id="2", name="job-2", job_type="flink_sql_job", queue="",
@@ -178,56 +99,88 @@ def test_contract_values() -> None:
     assert value("dli_api_request_duration_seconds_bucket", project_id="p2", le="+Inf") == 2
     assert value("dli_exporter_build_info", version=__version__) == 1
     assert value("dli_sweeps_total") == 3 and value("dli_cache_hits_total") == 2
+    assert value("dli_scrape_timeout_seconds") == 3.0  # the scrape's deadline's
+
+
+def test_queue_values() -> None:
+    assert value("dli_queue_info", project_id="p1", queue="etl", queue_type="general", resource_mode="dedicated",
+                 engine="flink", elastic_resource_pool="") == 1
+    assert value("dli_queue_info", project_id="p1", queue="default", queue_type="sql", resource_mode="shared",
+                 engine="spark", elastic_resource_pool="") == 1
+    assert value("dli_queue_info", project_id="p1", queue='odd "queue"\\', queue_type="general", resource_mode="2",
+                 engine="flink", elastic_resource_pool="pool_1") == 1
+    assert value("dli_queue_compute_units", project_id="p1", queue="etl") == 32
+    assert (value("dli_queue_compute_units_min", project_id="p1", queue="etl"),
+            value("dli_queue_compute_units_max", project_id="p1", queue="etl")) == (16, 64)
+    assert value("dli_queue_compute_units_min", project_id="p1", queue="default") is None  # none given: absent
+    assert value("dli_queue_used_compute_units", project_id="p1", queue="etl") == 24.5
+    assert value("dli_queue_used_compute_units", project_id="p1", queue="default") is None
+    assert value("dli_queue_restarting", project_id="p1", queue='odd "queue"\\') == 1
+    assert value("dli_queue_restarting", project_id="p1", queue="etl") == 0
+
+
+def test_each_resource_is_up_or_down_alone() -> None:
+    """p2's jobs failed while its queues were read; p3's queues failed while its jobs were read:
+    each withholds only its own series, and dli_up is the jobs' alone."""
+    assert (value("dli_resource_up", project_id="p2", resource="jobs"),
+            value("dli_resource_up", project_id="p2", resource="queues")) == (0, 1)
+    assert (value("dli_resource_up", project_id="p3", resource="jobs"),
+            value("dli_resource_up", project_id="p3", resource="queues")) == (1, 0)
+    assert value("dli_up", project_id="p2") == 0 and value("dli_up", project_id="p3") == 1
+    assert value("dli_queue_compute_units", project_id="p2", queue="rt") == 8
+    assert not {n for n in names_of("p3") if n.startswith("dli_queue_")}
+    assert value("dli_resource_last_success_timestamp_seconds", project_id="p1", resource="queues") == 1_700_000_090
+    assert value("dli_resource_last_success_timestamp_seconds", project_id="p3", resource="queues") is None
 
 
 def test_a_failed_project_has_no_job_series_and_others_are_untouched() -> None:
-    output = generate_latest(registry_for(golden_snapshot()))
-    assert names_of(output, "p2") == {"dli_project_info", "dli_up", "dli_scrape_duration_seconds",
-                                      "dli_last_success_timestamp_seconds",
-                                      "dli_detail_last_success_timestamp_seconds",
-                                      "dli_api_requests_total", "dli_api_request_duration_seconds_bucket",
-                                      "dli_api_request_duration_seconds_count", "dli_api_request_duration_seconds_sum",
-                                      "dli_api_retries_total"}
-    assert {"dli_jobs", "dli_job_info", "dli_job_status"} <= names_of(output, "p1")
+    assert {n for n in names_of("p2") if n.startswith("dli_job")} == set()
+    assert {n for n in names_of("p2") if not n.startswith("dli_queue")} == {
+        "dli_project_info", "dli_up", "dli_scrape_duration_seconds", "dli_last_success_timestamp_seconds",
+        "dli_detail_last_success_timestamp_seconds", "dli_resource_up", "dli_resource_last_success_timestamp_seconds",
+        "dli_api_requests_total", "dli_api_request_duration_seconds_bucket", "dli_api_request_duration_seconds_count",
+        "dli_api_request_duration_seconds_sum", "dli_api_retries_total"}
+    assert {"dli_jobs", "dli_job_info", "dli_job_status"} <= names_of("p1")
 
 
 def test_absent_booleans_give_no_series_and_v2_parallelism_is_exported() -> None:
-    output = generate_latest(registry_for(golden_snapshot())).decode()
-    lines = [line for line in output.splitlines() if 'job_id="12"' in line]
+    lines = [line for line in ours(golden_snapshot()).decode().splitlines() if 'job_id="12"' in line]
     assert not [line for line in lines if line.startswith(("dli_job_has_savepoint", "dli_job_checkpoint_enabled",
                                                            "dli_job_auto_restart_enabled"))]
     assert 'dli_job_parallelism{job_id="12",project_id="p1"} 3.0' in lines
 
 
 def test_a_job_that_disappears_vanishes() -> None:
-    snap = golden_snapshot()
-    source = FixedSource(snap)
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(DliCollector(source, ApiStats(), ["p1"]))
-    assert b'job_id="11"' in generate_latest(registry)
-    p1 = snap.results["p1"]
-    source.snapshot = Snapshot({"p1": ProjectResult("p1", [j for j in p1.jobs or [] if j.job_id != 11], None, 0.1,
-                                                    0.0)}, {})
-    assert b'job_id="11"' not in generate_latest(registry)
+    snapshot = golden_snapshot()
+    assert b'job_id="11"' in ours(snapshot)
+    p1 = snapshot.results["p1", "jobs"]
+    snapshot.results["p1", "jobs"] = Result([j for j in p1.records or [] if j.job_id != 11], None, 0.1, 0.0)
+    assert b'job_id="11"' not in ours(snapshot)
 
 
 def test_per_job_series_can_be_turned_off() -> None:
-    output = generate_latest(registry_for(golden_snapshot(), per_job=False))
-    assert not any(name.startswith("dli_job_") for name, _ in samples(output))
-    assert any(name == "dli_jobs" for name, _ in samples(output))
+    output = parse(ours(golden_snapshot(), per_job=False).decode())
+    assert not any(name.startswith("dli_job_") for name, _ in output)
+    assert any(name == "dli_jobs" for name, _ in output)
+    assert any(name == "dli_queue_info" for name, _ in output)  # queues are not per-job series
 
 
 def test_detail_series_only_with_show_detail() -> None:
-    output = generate_latest(registry_for(golden_snapshot(), show_detail=False))
+    output = ours(golden_snapshot(), show_detail=False)
     assert b"dli_job_compute_units" not in output and b"dli_job_parallelism" not in output
     assert b"dli_job_info" in output
+
+
+def test_queues_can_be_turned_off() -> None:
+    output = ours(golden_snapshot(), queues=False)
+    assert b"dli_queue" not in output and b'resource="queues"' not in output
+    assert b'dli_resource_up{project_id="p1",resource="jobs"} 1.0' in output
 
 
 def test_every_spec_is_exposed_with_its_type_and_labels() -> None:
     stats = golden_stats()
     stats.web_config_loaded(True)  # the web config's gauge exists only with a web config file
-    families = {f.name: f for f in text_string_to_metric_families(
-        generate_latest(registry_for(golden_snapshot(), stats)).decode())}
+    families = {f.name: f for f in text_string_to_metric_families(ours(golden_snapshot(), stats=stats).decode())}
     for spec in METRICS:
         base = spec.name.removesuffix("_total") if spec.type == "counter" else spec.name
         family = families[base]
@@ -236,21 +189,26 @@ def test_every_spec_is_exposed_with_its_type_and_labels() -> None:
             assert set(sample.labels) - {"le"} == set(spec.labels), spec.name
 
 
-def test_the_collector_passes_the_scrape_deadline() -> None:
-    source = FixedSource(golden_snapshot())
-    registry = CollectorRegistry(auto_describe=False)
-    collector = DliCollector(source, ApiStats(), ["p1"], default_timeout=7, clock=lambda: 100.0)
-    registry.register(collector)
-    generate_latest(registry)  # a registry's collect(): the default timeout
-    collector.fast_families(format_value, ScrapeRequest(42.0, 3.0))
-    collector.families(ScrapeRequest(43.0, 3.0))
-    assert source.deadlines == [107.0, 42.0, 43.0]
+def test_the_collector_passes_the_scrape_deadline_down() -> None:
+    sweeper = FixedSweeper(golden_snapshot())
+    collector = collector_for(golden_snapshot(), sweeper=sweeper)
+    deadline = Deadline(42.0, 3.0)
+    collector.families(TARGETS, deadline, format_value)
+    assert sweeper.deadlines == [deadline]  # the very object: one deadline per scrape
 
 
-def _table(markdown: str, first_header: str) -> list[list[str]]:
+def test_a_probe_has_its_project_and_no_exporter_wide_series() -> None:
+    got = parse(ours(golden_snapshot(), targets=TARGETS[:1], exporter_wide=False).decode())
+    assert {dict(labels).get("project_id") for _, labels in got} == {"p1", None}
+    assert not {name for name, _ in got} & {"dli_api_requests_total", "dli_sweeps_total", "dli_targets"}
+    assert ("dli_scrape_timeout_seconds", frozenset()) in got
+
+
+def _table(markdown: str, first_header: str, after: str = "") -> list[list[str]]:
     rows = []
     in_table = False
-    for line in markdown.splitlines():
+    start = markdown.index(after) if after else 0
+    for line in markdown[start:].splitlines():
         if line.startswith(f"| {first_header} |"):
             in_table = True
             continue
@@ -264,25 +222,36 @@ def _table(markdown: str, first_header: str) -> list[list[str]]:
 
 
 def _labels(cell: str) -> set[str]:
-    return set(re.findall(r"`([a-z_]+)`", cell.split("(", maxsplit=1)[0]))
+    """The label names of a table cell: its code spans, those in parentheses (values) left out."""
+    return set(re.findall(r"`([a-z_]+)`", re.sub(r"\([^)]*\)", "", cell)))
 
 
-def test_matches_the_contract_table() -> None:
+def _contract() -> str:
     if not CONTRACT.exists():
         # CI lays shared/ beside its clone: there a missing contract is a failure, never a skip.
         if os.environ.get("CI"):
             pytest.fail(f"the contract is missing: {CONTRACT}")
         pytest.skip("the contract lives in ../shared beside the checkout")
-    rows = _table(CONTRACT.read_text(), "name")
-    assert len(rows) >= 17
+    return CONTRACT.read_text()
+
+
+def _names(cell: str) -> list[str]:
+    """`a`, `b` in one cell: each metric the row is about."""
+    return re.findall(r"`(dli_[a-z_]+)`", cell)
+
+
+@pytest.mark.parametrize("heading", ["## Metrics", "## Queues"])
+def test_matches_the_contract_tables(heading: str) -> None:
+    rows = _table(_contract(), "name", heading)
+    assert rows
     for name_cell, type_cell, labels_cell, _ in rows:
-        name = name_cell.strip("`")
-        spec = SPECS[name]
-        assert spec.type == type_cell, name
-        expected = _labels(labels_cell)
-        if "no `project_id`" not in labels_cell:
-            expected.add("project_id")
-        assert set(spec.labels) == expected, name
+        for name in _names(name_cell):
+            spec = SPECS[name]
+            assert spec.type == type_cell, name
+            expected = _labels(labels_cell)
+            if "no `project_id`" not in labels_cell:
+                expected.add("project_id")
+            assert set(spec.labels) == expected, name
 
 
 def test_the_readme_mirrors_the_table() -> None:
@@ -296,62 +265,57 @@ def test_the_readme_mirrors_the_table() -> None:
         assert help_cell == spec.help, name
 
 
-def _families(snapshot: Snapshot, **kwargs: Any) -> list[Any]:
-    kwargs.setdefault("show_detail", True)
-    kwargs.setdefault("regions", GOLDEN_REGIONS)
-    return DliCollector(FixedSource(snapshot), golden_stats(), ["p1", "p2", "p3"], **kwargs).families()
+def test_every_resource_is_in_the_readme_and_has_a_health_series() -> None:
+    readme = README.read_text()
+    for resource in REGISTERED:
+        assert f'resource="{resource.name}"' in readme or f"`{resource.name}`" in readme, resource.name
 
 
-def _fast(snapshot: Snapshot, fmt: Any = format_value, **kwargs: Any) -> list[Any]:
-    kwargs.setdefault("show_detail", True)
-    kwargs.setdefault("regions", GOLDEN_REGIONS)
-    return DliCollector(FixedSource(snapshot), golden_stats(), ["p1", "p2", "p3"], **kwargs).fast_families(fmt)
+@pytest.mark.parametrize(("show_detail", "per_job", "queues"),
+                         [(True, True, True), (False, True, True), (True, False, True), (True, True, False)])
+def test_the_renderer_matches_prometheus_client_byte_for_byte(show_detail: bool, per_job: bool, queues: bool) -> None:
+    options = {"show_detail": show_detail, "per_job": per_job, "queues": queues}
+    for accept in ("", OPENMETRICS):
+        assert ours(golden_snapshot(), accept, **options) == theirs(golden_snapshot(), accept, **options)
 
 
-@pytest.mark.parametrize(("show_detail", "per_job"), [(True, True), (False, True), (True, False)])
-def test_fast_renderers_match_prometheus_client_byte_for_byte(show_detail: bool, per_job: bool) -> None:
-    snapshot = golden_snapshot()
-    registry = registry_for(snapshot, show_detail=show_detail, per_job=per_job)
-    options = {"show_detail": show_detail, "per_job": per_job}
-    assert render_text(_families(snapshot, **options)) == generate_latest(registry)
-    assert render_openmetrics(_families(snapshot, **options)) == generate_openmetrics(registry)
-    # The fused path (per-job series rendered while mapping) gives the same bytes too.
-    assert render_text(_fast(snapshot, **options)) == generate_latest(registry)
-    assert render_openmetrics(_fast(snapshot, **options)) == generate_openmetrics(registry)
-
-
-def test_fast_renderers_reproduce_the_golden_files() -> None:
-    assert render_text(_families(golden_snapshot())) == (GOLDEN / "metrics.prom").read_bytes()
-    assert render_openmetrics(_families(golden_snapshot())) == (GOLDEN / "metrics.openmetrics").read_bytes()
+def test_the_value_formatters_memory_changes_no_byte() -> None:
     formatter = ValueFormatter()
-    for _ in range(3):  # the formatter's memory must not change a byte
+    expected = (GOLDEN / "metrics.openmetrics").read_bytes()
+    negotiated = negotiate(OPENMETRICS)
+    from exporter.render import render
+    from tests.reference import families
+
+    for _ in range(3):
         formatter.start_render()
-        assert render_openmetrics(_fast(golden_snapshot(), formatter), formatter) == (
-            GOLDEN / "metrics.openmetrics").read_bytes()
+        got = render(families(golden_snapshot(), formatter=formatter), negotiated, formatter)
+        assert got == expected
 
 
-@pytest.mark.parametrize("value", [0, 1, 0.5, 2, 1e-9, 1_700_000_000.123, 12345678.0, -3.25, float("inf"),
-                                   float("-inf"), float("nan"), True, False, 10**20, 999_999, 1_000_000, -7, 1e16,
-                                   1e22, 123456.0, 1234567.0, 0.0, -0.0, 1e6, 999_999.999, 1e-7, 5e-324,
-                                   -1e6, 1.7e308])
-def test_value_formatting_matches_prometheus_client(value: float) -> None:
+@pytest.mark.parametrize("number", [0, 1, 0.5, 2, 1e-9, 1_700_000_000.123, 12345678.0, -3.25, float("inf"),
+                                    float("-inf"), float("nan"), True, False, 10**20, 999_999, 1_000_000, -7, 1e16,
+                                    1e22, 123456.0, 1234567.0, 0.0, -0.0, 1e6, 999_999.999, 1e-7, 5e-324,
+                                    -1e6, 1.7e308])
+def test_value_formatting_matches_prometheus_client(number: float) -> None:
     from prometheus_client.utils import floatToGoString
 
-    assert format_value(value) == floatToGoString(value)
+    assert format_value(number) == floatToGoString(number)
     remembering = ValueFormatter()
-    assert remembering(value) == remembering(value) == floatToGoString(value)
+    assert remembering(number) == remembering(number) == floatToGoString(number)
     assert remembering(-0.0) == "-0.0" and remembering(0.0) == "0.0"
 
 
 def test_the_value_formatter_forgets_values_unused_for_two_renders() -> None:
+    from exporter.render import render_text
+    from tests.reference import families
+
     formatter = ValueFormatter()
-    families = _families(golden_snapshot())
     formatter.start_render()
-    first = render_text(families, formatter)
+    first = render_text(families(golden_snapshot(), formatter=formatter), formatter)
     formatter.start_render()
-    assert render_text(families, formatter) == first  # rendered from remembered values
+    assert render_text(families(golden_snapshot(), formatter=formatter), formatter) == first
     remembered = len(formatter._current)
-    assert 0 < remembered < 30
+    assert 0 < remembered < 40
     formatter.start_render()
     formatter.start_render()
     assert len(formatter._current) == len(formatter._previous) == 0
@@ -360,24 +324,20 @@ def test_the_value_formatter_forgets_values_unused_for_two_renders() -> None:
 @pytest.mark.property
 @settings(max_examples=examples(2000), deadline=None)
 @given(st.one_of(st.floats(), st.integers(min_value=-(2**70), max_value=2**70)))
-def test_value_formatting_matches_prometheus_client_everywhere(value: float) -> None:
+def test_value_formatting_matches_prometheus_client_everywhere(number: float) -> None:
     from prometheus_client.utils import floatToGoString
 
-    assert format_value(value) == floatToGoString(value)
+    assert format_value(number) == floatToGoString(number)
 
 
-def test_content_types_with_a_fast_path() -> None:
+def test_content_types() -> None:
     prometheus_accept = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
                          "q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
-    assert negotiate(prometheus_accept)[0] == Negotiated(
-        "openmetrics", "1.0.0", "underscores", "application/openmetrics-text; version=1.0.0; charset=utf-8; "
-        "escaping=underscores")
-    assert negotiate("")[0] == Negotiated("text", "0.0.4", "underscores", "text/plain; version=0.0.4; charset=utf-8")
-    assert negotiate("application/openmetrics-text")[0] == Negotiated(
-        "openmetrics", "1.0.0", "underscores", "application/openmetrics-text; version=1.0.0; charset=utf-8")
-    # Every escaping scheme has the fast path (ours are legacy names; dots doubles underscores).
-    assert negotiate("text/plain;version=1.0.0;escaping=dots")[0] == Negotiated(
-        "text", "1.0.0", "dots", "text/plain; version=1.0.0; charset=utf-8; escaping=dots")
+    assert negotiate(prometheus_accept).content_type == (
+        "application/openmetrics-text; version=1.0.0; charset=utf-8; escaping=underscores")
+    assert negotiate("").content_type == "text/plain; version=0.0.4; charset=utf-8"
+    assert negotiate("application/openmetrics-text").format == "openmetrics"
+    assert negotiate("text/plain;version=1.0.0;escaping=dots").escaping == "dots"
     assert parse_content_type("application/json") is None
 
 
@@ -396,12 +356,16 @@ def test_content_types_with_a_fast_path() -> None:
         "cu_number": st.integers(min_value=0, max_value=10**6), "parallel_number": st.integers(0, 10**6),
         "checkpoint_enabled": st.booleans(), "restart_when_exception": st.booleans()})),
 }), max_size=8))
-def test_fast_renderers_match_prometheus_client_on_any_text(raws: list[dict[str, Any]]) -> None:
-    snapshot = Snapshot({"p1": ProjectResult("p1", parsed(raws), None, 0.5, 1.0)}, {"p1": 1.0})
-    registry = registry_for(snapshot)
-    families = _families(snapshot)
-    formatter = ValueFormatter()
-    assert render_text(families, formatter) == generate_latest(registry)
-    assert render_openmetrics(families, formatter) == generate_openmetrics(registry)
-    assert render_text(_fast(snapshot, formatter), formatter) == generate_latest(registry)
-    assert render_openmetrics(_fast(snapshot, formatter), formatter) == generate_openmetrics(registry)
+def test_the_renderer_matches_prometheus_client_on_any_text(raws: list[dict[str, Any]]) -> None:
+    snapshot = Snapshot({("p1", "jobs"): Result([parse_job(r) for r in raws], None, 0.5, 1.0)}, {("p1", "jobs"): 1.0})
+    for accept in ("", OPENMETRICS):
+        assert ours(snapshot, accept, targets=TARGETS[:1]) == theirs(snapshot, accept, targets=TARGETS[:1])
+
+
+def test_an_empty_scrape_is_valid() -> None:
+    """No project at all (a /probe-only exporter's /metrics): the exporter's own series, nothing else."""
+    empty = ours(Snapshot({}), targets=(), stats=ApiStats())
+    assert empty == theirs(Snapshot({}), targets=(), stats=ApiStats())
+    assert {name for name, _ in parse(empty.decode())} == {
+        "dli_scrape_timeout_seconds", "dli_sweeps_total", "dli_cache_hits_total", "dli_targets",
+        "dli_exporter_build_info"}

@@ -21,7 +21,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.environment import load_settings
-from exporter.main import Exporter
+from exporter.wiring import Exporter
 from exporter.simulator import DEMO_AK, DEMO_SK, Fault, Simulator
 from tests.helpers import captured_logs, free_port, jobs, running_exporter
 

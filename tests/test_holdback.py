@@ -16,7 +16,7 @@ from exporter.dli import holdback as holdback_module
 from exporter.dli.errors import DliApiError, Outcome
 from exporter.dli.holdback import HOLD_MAX, HOLD_MIN, Holdback
 from exporter.domain import Credential
-from exporter.main import Exporter
+from exporter.wiring import Exporter
 from exporter.simulator import DEMO_AK, Fault, Gateway, Simulator
 from tests.helpers import captured_logs, jobs
 

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from exporter import cli, logs
 from exporter.check import run_check
-from exporter.main import Exporter
+from exporter.wiring import Exporter
 from exporter.simulator import Fault, Simulator
 from tests.helpers import COMMAND, clean_environ, examples, jobs, restored_logging, running_exporter, settings_for
 

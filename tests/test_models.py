@@ -1,4 +1,4 @@
-"""Tolerant parsing: whatever the API sends, a sweep does not break on a job's fields."""
+"""Tolerant parsing: whatever the API sends, a sweep does not break on a job's or a queue's fields."""
 
 from __future__ import annotations
 
@@ -7,17 +7,12 @@ from typing import Any
 
 import pytest
 
-from exporter.dli.schema import (
-    PayloadError,
-    error_fields,
-    list_query,
-    parse_job,
-    parse_page,
-    to_bool,
-    to_int,
-    to_str,
-)
-from exporter.domain import View
+from exporter.dli.schema import PayloadError, error_fields, paging, to_bool, to_float, to_int, to_str, url
+from exporter.resources import jobs as jobs_resource
+from exporter.resources import queues
+from exporter.resources.base import Options
+from exporter.resources.jobs import record
+from exporter.resources.jobs.record import parse_job, parse_page
 from tests.helpers import job
 
 
@@ -38,6 +33,14 @@ def test_to_bool(raw: Any, expected: bool | None) -> None:
     assert to_bool(raw) is expected
 
 
+@pytest.mark.parametrize(("raw", "expected"), [
+    (5, 5.0), ("2.5", 2.5), (" 7 ", 7.0), (1.25, 1.25), (None, None), ("", None), ("x", None), (True, None),
+    (float("nan"), None), ("inf", None), (2**64, None), ([], None),
+])
+def test_to_float(raw: Any, expected: float | None) -> None:
+    assert to_float(raw) == expected
+
+
 def test_to_str_passes_strings_unchanged() -> None:
     assert to_str("  spaced, \"quoted\"\n名字 ") == "  spaced, \"quoted\"\n名字 "
     assert to_str(None) == "" and to_str({"a": 1}) == "" and to_str(7) == "7" and to_str(True) == "true"
@@ -49,7 +52,7 @@ def test_full_job() -> None:
         146, "job-146", "job_running", "default", "shared_cluster")
     assert parsed.restarts == 4 and parsed.savepoint is True
     assert parsed.start_time_ms == 1_700_000_000_123
-    assert parsed.config is not None and parsed.config.compute_units == 2 and parsed.config.checkpoints
+    assert parsed.compute_units == 2 and parsed.checkpoints
 
 
 def test_the_documented_example_job() -> None:
@@ -59,7 +62,7 @@ def test_the_documented_example_job() -> None:
            "root_id": -1, "graph_editor_enabled": False, "has_savepoint": False}
     parsed = parse_job(raw)
     assert parsed.start_time_ms is None and parsed.restarts is None and parsed.duration_ms == 0
-    assert parsed.queue == "" and parsed.run_mode == "" and parsed.config is None
+    assert parsed.queue == "" and parsed.run_mode == "" and parsed.compute_units is None
 
 
 def test_missing_and_null_fields() -> None:
@@ -70,7 +73,7 @@ def test_missing_and_null_fields() -> None:
     assert parsed.status == "unknown"
     assert parsed.start_time_ms is None and parsed.restarts is None and parsed.duration_ms is None
     # An absent boolean stays absent (no series), never a confident 0.
-    assert parsed.create_time_ms is None and parsed.savepoint is None and parsed.config is None
+    assert parsed.create_time_ms is None and parsed.savepoint is None and parsed.compute_units is None
 
 
 def test_numbers_and_booleans_as_strings() -> None:
@@ -80,9 +83,8 @@ def test_numbers_and_booleans_as_strings() -> None:
                                                                 "restart_when_exception": "false"}})
     assert (parsed.restarts, parsed.duration_ms, parsed.create_time_ms) == (3, 1500, 1_700_000_000_000)
     assert parsed.savepoint is True
-    assert parsed.config is not None
-    assert (parsed.config.compute_units, parsed.config.parallelism) == (4, 2)
-    assert parsed.config.checkpoints is True and parsed.config.auto_restart is False
+    assert (parsed.compute_units, parsed.parallelism) == (4, 2)
+    assert parsed.checkpoints is True and parsed.auto_restart is False
 
 
 def test_unknown_status_is_passed_through() -> None:
@@ -112,7 +114,7 @@ def test_jobs_that_cannot_be_read_raise_naming_the_field_not_the_value(raw: Any,
 def test_page() -> None:
     page = parse_page({"is_success": "true", "message": "ok",
                        "job_list": {"total_count": "3", "jobs": [job(1), job(3), job(2)]}})
-    assert page.total_count == 3 and [j.job_id for j in page.jobs] == [1, 3, 2]
+    assert page.total_count == 3 and [j.job_id for j in page.records] == [1, 3, 2]
     assert page.raw_count == 3
 
 
@@ -123,7 +125,7 @@ def test_one_unreadable_job_fails_the_page_with_its_position() -> None:
 
 def test_page_with_boolean_success_and_no_jobs() -> None:
     page = parse_page({"is_success": True, "job_list": {"total_count": 0, "jobs": None}})
-    assert page.total_count == 0 and page.jobs == [] and page.raw_count == 0
+    assert page.total_count == 0 and page.records == [] and page.raw_count == 0
 
 
 @pytest.mark.parametrize(("payload", "message"), [
@@ -153,18 +155,24 @@ def test_error_fields_of_each_body() -> None:
     assert error_fields(None) == ("", "")
 
 
-def test_list_query_asks_for_everything_in_order() -> None:
-    params = dict(list_query(200, {"queue_name": "q", "job_type": "flink_jar_job"}, View.DETAIL))
-    assert params == {"limit": "100", "offset": "200", "order": "asc", "show_detail": "true",
-                      "queue_name": "q", "job_type": "flink_jar_job"}
-    assert "show_detail" not in dict(list_query(0, {}, View.SUMMARY))
+def test_the_job_lists_ask_for_everything_in_order() -> None:
+    summary, detail = jobs_resource.RESOURCE.requests(Options(job_filters={"queue_name": "q",
+                                                                           "job_type": "flink_jar_job"}))
+    assert dict([*paging(200), *detail.params]) == {"limit": "100", "offset": "200", "order": "asc",
+                                                   "show_detail": "true", "queue_name": "q",
+                                                   "job_type": "flink_jar_job"}
+    assert "show_detail" not in dict(summary.params) and summary.paged and not summary.background
+    assert detail.background  # no scrape waits for a detail refresh: its pages queue behind
+    [only] = jobs_resource.RESOURCE.requests(Options(show_detail=False, job_filters={"queue_name": "q"}))
+    assert only.params == (("queue_name", "q"),) and not only.background
+    # Built already in the signer's canonical order and encoding.
+    assert url("http://h", "/v1.0/p%201/streaming/jobs", [("order", "asc"), ("limit", "100"), ("name", "a b")]) == (
+        "http://h/v1.0/p%201/streaming/jobs?limit=100&name=a%20b&order=asc")
 
 
 def test_documented_types_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
     """Jobs whose fields have their documented types are read without the strict converters, which
     cost several times as much; everything else takes them (and the slow path gives the same)."""
-    from exporter.dli import schema
-
     def refuse(*args: Any) -> Any:
         raise AssertionError("the slow path was taken")
 
@@ -177,26 +185,31 @@ def test_documented_types_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) ->
               "job_config": {"cu_number": -(2**63), "parallel_number": 2**63 - 1, "checkpoint_enabled": True}}
     bare = {"job_id": 0, "job_config": {}}  # every other field missing: None, as documented
     with monkeypatch.context() as patched:
-        patched.setattr(schema, "_parse_job_slowly", refuse)
-        patched.setattr(schema, "_int_field", refuse)
-        patched.setattr(schema, "_bool_field", refuse)
+        patched.setattr(record, "_convert", refuse)
         fast = parse_job(typed)
         others = [parse_job(lowest), parse_job(bare)]
-    assert fast == schema._parse_job_slowly(typed, "job")  # the strict path reads it the same
-    assert others == [schema._parse_job_slowly(lowest, "job"), schema._parse_job_slowly(bare, "job")]
+    assert fast == record._parse_slowly(typed, "job")  # the strict path reads it the same
+    assert others == [record._parse_slowly(lowest, "job"), record._parse_slowly(bare, "job")]
     assert (fast.job_id, fast.create_time_ms, fast.start_time_ms, fast.restarts, fast.savepoint) == (
         2**63 - 1, -(2**63), None, 0, None)
-    assert fast.config is not None and (fast.config.compute_units, fast.config.parallelism) == (2**63 - 1, -(2**63))
-    assert (fast.config.checkpoints, fast.config.auto_restart) == (None, False)
+    assert (fast.compute_units, fast.parallelism) == (2**63 - 1, -(2**63))
+    assert (fast.checkpoints, fast.auto_restart) == (None, False)
     for sloppy in ({"job_id": "7"}, {"job_id": 7, "restart_times": "1"}, {"job_id": 7, "has_savepoint": "true"},
                    {"job_id": 7, "name": 5}, {"job_id": 7, "job_config": {"cu_number": "2"}},
                    {"job_id": 7, "job_config": {"checkpoint_enabled": 1}}, {"job_id": 2**63}):
         with monkeypatch.context() as patched:
-            patched.setattr(schema, "_parse_job_slowly", refuse)
-            patched.setattr(schema, "_int_field", refuse)
-            patched.setattr(schema, "_bool_field", refuse)
+            patched.setattr(record, "_convert", refuse)
             with pytest.raises(AssertionError, match="slow path"):
                 parse_job(sloppy)
+
+
+@pytest.mark.parametrize("kind", [record.INT, record.LABEL, record.BOOL])
+def test_the_fast_paths_written_out_test_is_the_typed_test(kind: str) -> None:
+    """The generated fast path writes out record._typed: one rule, checked to read the same."""
+    values = [None, 0, 1, -(2**63), 2**63 - 1, 2**63, -(2**63) - 1, True, False, 1.0, "", "x", "x" * 256, "x" * 257,
+              [], {}]
+    for value in values:
+        assert eval(record._fits("v", kind), {"v": value}) == record._typed(value, kind), (kind, value)  # noqa: S307
 
 
 def test_v2_jobs_take_their_parallelism_from_the_resource_config() -> None:
@@ -206,11 +219,11 @@ def test_v2_jobs_take_their_parallelism_from_the_resource_config() -> None:
                                                           "taskmanager_resource_spec": {"cpu": 2.0, "memory": "8G"}}}))
     v1 = parse_job(job(6, job_config={"parallel_number": 4, "resource_config_version": "v1",
                                       "resource_config": {"parallel_number": 9}}))
-    assert v2.config is not None and (v2.config.parallelism, v2.config.compute_units) == (6, 3)
-    assert v1.config is not None and v1.config.parallelism == 4
+    assert (v2.parallelism, v2.compute_units) == (6, 3)
+    assert v1.parallelism == 4
     sloppy = parse_job(job(7, job_config={"resource_config_version": "v2",
                                           "resource_config": {"parallel_number": "8"}}))
-    assert sloppy.config is not None and sloppy.config.parallelism == 8
+    assert sloppy.parallelism == 8
     with pytest.raises(PayloadError, match=r"job.job_config.resource_config is a list, not an object"):
         parse_job(job(8, job_config={"resource_config_version": "v2", "resource_config": []}))
     with pytest.raises(PayloadError, match=r"resource_config.parallel_number is a string that is not a 64-bit"):
@@ -220,12 +233,12 @@ def test_v2_jobs_take_their_parallelism_from_the_resource_config() -> None:
 def test_absent_booleans_stay_absent() -> None:
     """A missing has_savepoint, checkpoint_enabled or restart_when_exception is not a confident 0."""
     bare = parse_job({"job_id": 1, "job_config": {"cu_number": 2}})
-    assert bare.savepoint is None and bare.config is not None
-    assert (bare.config.checkpoints, bare.config.auto_restart) == (None, None)
+    assert bare.savepoint is None and bare.compute_units == 2
+    assert (bare.checkpoints, bare.auto_restart) == (None, None)
     given = parse_job({"job_id": 1, "has_savepoint": False,
                        "job_config": {"checkpoint_enabled": False, "restart_when_exception": "false"}})
-    assert given.savepoint is False and given.config is not None
-    assert (given.config.checkpoints, given.config.auto_restart) == (False, False)
+    assert given.savepoint is False
+    assert (given.checkpoints, given.auto_restart) == (False, False)
 
 
 def test_endpoints_come_from_the_sdks_region_table() -> None:
@@ -245,3 +258,48 @@ def test_the_region_table_is_the_official_sdks() -> None:
 
     assert sorted(DliRegion.static_fields) == sorted(REGIONS)
     assert {r: api_endpoint(r) for r in REGIONS} == {r: DliRegion.static_fields[r].endpoints[0] for r in REGIONS}
+
+
+# --- queues ---
+
+def queue(name: str, **fields: Any) -> dict[str, Any]:
+    """A queue as the list gives it (the SDK's fields, some left out)."""
+    return {"queue_id": 1, "queue_name": name, "description": "", "owner": "alice", "engine": "flink",
+            "used_cu": 12.5, "create_time": 1_690_000_000_000, "queue_type": "general", "cu_count": 16,
+            "charging_mode": 1, "resource_mode": 1, "is_restarting": False, "cu_scale_in_limit": 16,
+            "cu_scale_out_limit": 64, "elastic_resource_pool_name": "pool_1", **fields}
+
+
+def test_a_queue_as_documented() -> None:
+    [q] = queues.parse_page({"is_success": True, "message": "", "queues": [queue("q1")]}).records
+    assert q == queues.Queue("q1", "general", "dedicated", "flink", "pool_1", 16, 16, 64, 12.5, False)
+
+
+def test_a_queue_with_fields_left_out_and_loosely_typed() -> None:
+    [sparse, loose, other] = queues.parse_page({"is_success": "true", "queues": [
+        {"queue_name": "sql_q", "queue_type": "sql", "cu_count": 8},
+        {"queue_name": "q2", "cu_count": "32", "used_cu": "3.5", "resource_mode": "0", "is_restarting": "true"},
+        {"queue_name": "q3", "resource_mode": 7}]}).records
+    assert (sparse.resource_mode, sparse.used_compute_units, sparse.restarting) == ("", None, None)
+    assert (sparse.compute_units_min, sparse.compute_units_max, sparse.elastic_resource_pool) == (None, None, "")
+    assert (loose.compute_units, loose.used_compute_units, loose.resource_mode, loose.restarting) == (
+        32, 3.5, "shared", True)
+    assert other.resource_mode == "7"  # a mode the documentation does not name: the API's number
+
+
+@pytest.mark.parametrize(("payload", "message"), [
+    ({"is_success": False, "error_code": "DLI.0002", "error_msg": "No queue."}, "No queue."),
+    ({"is_success": True, "queues": "many"}, "queues is not a list"),
+    ({"is_success": True, "queues": [{"cu_count": 1}]}, "queues[0] has no queue_name"),
+    ({"is_success": True, "queues": [queue("q", cu_count="lots")]}, "queues[0].cu_count is a string"),
+    ({"is_success": True, "queues": [queue("q", is_restarting="maybe")]}, "queues[0].is_restarting is a string"),
+    ({"is_success": True, "queues": [queue("q", engine={"x": 1})]}, "queues[0].engine is an object"),
+])
+def test_queue_answers_that_cannot_be_read(payload: Any, message: str) -> None:
+    with pytest.raises(PayloadError, match=re.escape(message)):
+        queues.parse_page(payload)
+
+
+def test_the_queue_list_asks_for_every_type_in_one_call() -> None:
+    [request] = queues.RESOURCE.requests(Options())
+    assert request.params == (("queue_type", "all"),) and not request.paged and request.path == "queues"

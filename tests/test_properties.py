@@ -28,7 +28,7 @@ from exporter.collector import DliCollector
 from exporter.dli.schema import PayloadError, parse_page
 from exporter.domain import Job, ProjectResult, Snapshot
 from exporter.environment import known_env_names
-from exporter.main import Exporter
+from exporter.wiring import Exporter
 from exporter.render import ValueFormatter, render_openmetrics, render_text
 from exporter.selfmetrics import ApiStats
 from exporter.simulator import Fault, Simulator

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.main import Exporter
+from exporter.wiring import Exporter
 from exporter.simulator import Simulator
 from tests.helpers import jobs
 

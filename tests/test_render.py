@@ -1,8 +1,8 @@
 """Negotiation and the fast renderer, held byte for byte to prometheus-client's encoders.
 
-Every content type prometheus-client can negotiate is rendered by our fast path, for Prometheus
-2's and 3's real default Accept headers among others; the per-job lines, generated from the
-catalog's table, escape any label value the way prometheus-client does.
+Every content type prometheus-client can negotiate is rendered by our one path, for Prometheus
+2's and 3's real default Accept headers among others; the per-record lines, generated from each
+resource's table, escape any label value (and a text key) the way prometheus-client does.
 """
 
 from __future__ import annotations
@@ -11,16 +11,15 @@ import dataclasses
 from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
-from exporter.catalog import JOB_SERIES
-from exporter.collector import DliCollector
-from exporter.domain import Job, JobConfig, ProjectResult, Snapshot
-from exporter.render import SCHEMES, ValueFormatter, negotiate, render
-from exporter.selfmetrics import ApiStats
-from tests.test_collector import FixedSource, golden_snapshot, golden_stats
+from exporter.domain import Result, Snapshot, Target
+from exporter.render import SCHEMES, negotiate
+from exporter.resources import REGISTERED
+from exporter.resources.jobs.record import Job
+from exporter.resources.queues import Queue
+from tests.reference import golden_snapshot, ours, theirs
 
 # https://prometheus.io/docs/instrumenting/content_negotiation/#default-accept-header
 PROMETHEUS_2 = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
@@ -35,39 +34,26 @@ ACCEPTS = [PROMETHEUS_2, PROMETHEUS_3, "", "text/plain", "text/plain;version=0.0
            "application/openmetrics-text;version=1.0.0;escaping=nonsense"]
 
 
-def collector_for(snapshot: Snapshot, **kwargs: Any) -> DliCollector:
-    kwargs.setdefault("show_detail", True)
-    return DliCollector(FixedSource(snapshot), golden_stats(), ["p1", "p2", "p3"], **kwargs)
-
-
 def both(snapshot: Snapshot, accept: str, **kwargs: Any) -> tuple[bytes, bytes]:
     """(ours, prometheus-client's) for one Accept header."""
-    negotiated, encoder, _ = negotiate(accept)
-    assert negotiated is not None, accept
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(collector_for(snapshot, **kwargs))
-    formatter = ValueFormatter()
-    ours = render(collector_for(snapshot, **kwargs).fast_families(formatter, escaping=negotiated.escaping),
-                  negotiated, formatter)
-    return ours, encoder(registry)
+    return ours(snapshot, accept, **kwargs), theirs(snapshot, accept, **kwargs)
 
 
 @pytest.mark.parametrize("accept", ACCEPTS)
 @pytest.mark.parametrize(("show_detail", "per_job"), [(True, True), (False, True), (True, False)])
-def test_every_negotiable_format_has_the_fast_path_byte_for_byte(accept: str, show_detail: bool,
-                                                                 per_job: bool) -> None:
+def test_every_negotiable_format_is_rendered_byte_for_byte(accept: str, show_detail: bool, per_job: bool) -> None:
     ours, theirs = both(golden_snapshot(), accept, show_detail=show_detail, per_job=per_job)
     assert ours == theirs
 
 
 def test_prometheus_2_and_3_get_openmetrics_that_parses() -> None:
     for accept, escaping in ((PROMETHEUS_2, "underscores"), (PROMETHEUS_3, "allow-utf-8")):
-        negotiated, _, content_type = negotiate(accept)
-        assert negotiated is not None and (negotiated.format, negotiated.escaping) == ("openmetrics", escaping)
-        assert content_type.startswith("application/openmetrics-text; version=1.0.0")
+        negotiated = negotiate(accept)
+        assert (negotiated.format, negotiated.escaping) == ("openmetrics", escaping)
+        assert negotiated.content_type.startswith("application/openmetrics-text; version=1.0.0")
         ours, _ = both(golden_snapshot(), accept)
         names = {f.name for f in parse_openmetrics(ours.decode())}  # strict: raises on any flaw
-        assert {"dli_jobs", "dli_job_info", "dli_up", "dli_api_requests"} <= names
+        assert {"dli_jobs", "dli_job_info", "dli_up", "dli_api_requests", "dli_queue_info"} <= names
 
 
 def test_dots_escaping_doubles_underscores_in_every_name() -> None:
@@ -96,46 +82,58 @@ NASTY = 'a"b\\c\nd'
 def _job(**fields: Any) -> Job:
     base = Job(job_id=7, name="n", job_type="t", status="s", queue="q", run_mode="r", user_name="u",
                create_time_ms=1_000, start_time_ms=2_000, duration_ms=3_000, restarts=1, savepoint=True,
-               config=JobConfig(compute_units=2, parallelism=1, checkpoints=True, auto_restart=False))
+               compute_units=2, parallelism=1, checkpoints=True, auto_restart=False)
     return dataclasses.replace(base, **fields)
 
 
-TEXT_FIELDS = [f.name for f in dataclasses.fields(Job) if f.type in ("str", str)]
+def _queue(**fields: Any) -> Queue:
+    base = Queue(name="q", queue_type="general", resource_mode="dedicated", engine="flink",
+                 elastic_resource_pool="p", compute_units=16, compute_units_min=8, compute_units_max=32,
+                 used_compute_units=4.5, restarting=False)
+    return dataclasses.replace(base, **fields)
 
 
-@pytest.mark.parametrize("field", TEXT_FIELDS)
+RECORDS = {"jobs": (Job, _job, {"job_id": 8}), "queues": (Queue, _queue, {"name": "other"})}
+TEXT_FIELDS = [(resource, f.name) for resource, (cls, _, _) in RECORDS.items()
+               for f in dataclasses.fields(cls) if f.type in ("str", str)]
+
+
+def _snapshot(resource: str, first: object, second: object, project: str = "p1") -> Snapshot:
+    return Snapshot({(project, resource): Result([first, second], None, 0.1, 1.0)}, {(project, resource): 1.0})
+
+
+@pytest.mark.parametrize(("resource", "field"), TEXT_FIELDS)
 @pytest.mark.parametrize("accept", [PROMETHEUS_2, PROMETHEUS_3, ""])
 @pytest.mark.parametrize("text", [NASTY, 'say "hi"', "back\\slash", "two\nlines"])
-def test_any_text_field_is_escaped_as_prometheus_client_escapes_it(field: str, accept: str, text: str) -> None:
-    """Whichever label a text field feeds, in whichever per-job series: a quote, a backslash or a
-    newline in it, alone or together, is escaped exactly as prometheus-client does (else the
-    line would not parse)."""
-    snapshot = Snapshot({"p1": ProjectResult("p1", [_job(**{field: text}), _job(job_id=8)], None, 0.1, 1.0)},
-                        {"p1": 1.0})
-    ours, theirs = both(snapshot, accept)
-    assert ours == theirs
-    parse = parse_openmetrics if b"# EOF" in ours else parse_text
-    values = {v for f in parse(ours.decode()) for s in f.samples for v in s.labels.values()}
+def test_any_text_field_is_escaped_as_prometheus_client_escapes_it(resource: str, field: str, accept: str,
+                                                                   text: str) -> None:
+    """Whichever label a text field feeds (a queue's name is its key), in whichever per-record
+    series: a quote, a backslash or a newline in it, alone or together, is escaped exactly as
+    prometheus-client does (else the line would not parse)."""
+    _, make, other = RECORDS[resource]
+    snapshot = _snapshot(resource, make(**{field: text}), make(**other))
+    targets = (Target("p1", "http://dli"),)
+    mine, reference = both(snapshot, accept, targets=targets)
+    assert mine == reference
+    parse = parse_openmetrics if b"# EOF" in mine else parse_text
+    values = {v for f in parse(mine.decode()) for s in f.samples for v in s.labels.values()}
     assert text in values
 
 
-def test_every_labelled_job_series_is_covered_by_the_text_fields() -> None:
-    """The escaping test above reaches every label of every per-job series."""
-    job = _job(**{field: f"<{field}>" for field in TEXT_FIELDS})
-    for series in JOB_SERIES:
-        assert all(value.startswith("<") for value in series.label_values(job)), series.spec.name
-    assert any(series.labels for series in JOB_SERIES)
+def test_every_labelled_series_is_covered_by_the_text_fields() -> None:
+    """The escaping test above reaches every label of every per-record series of every resource."""
+    for resource in REGISTERED:
+        _, make, _ = RECORDS[resource.name]
+        record = make(**{field: f"<{field}>" for name, field in TEXT_FIELDS if name == resource.name})
+        for series in resource.table.series:
+            assert all(value.startswith("<") for value in series.label_values(record)), series.spec.name
+        assert any(series.labels for series in resource.table.series)
 
 
 def test_the_project_label_is_escaped_too() -> None:
-    snapshot = Snapshot({NASTY: ProjectResult(NASTY, [_job()], None, 0.1, 1.0)}, {NASTY: 1.0})
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(DliCollector(FixedSource(snapshot), ApiStats(), [NASTY], show_detail=True))
-    negotiated, encoder, _ = negotiate("")
-    assert negotiated is not None
-    formatter = ValueFormatter()
-    collector = DliCollector(FixedSource(snapshot), ApiStats(), [NASTY], show_detail=True)
-    assert render(collector.fast_families(formatter), negotiated, formatter) == encoder(registry)
+    snapshot = _snapshot("jobs", _job(), _job(job_id=8), project=NASTY)
+    targets = (Target(NASTY, "http://dli"),)
+    assert ours(snapshot, targets=targets) == theirs(snapshot, targets=targets)
 
 
 def test_generated_code_quotes_any_constant_text() -> None:

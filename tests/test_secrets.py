@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from exporter.environment import load_settings
-from exporter.main import Exporter
+from exporter.wiring import Exporter
 from exporter.settings import ConfigError
 from exporter.simulator import Simulator
 from tests.helpers import COMMAND, captured_logs, clean_environ, jobs, running_exporter, settings_for

@@ -13,7 +13,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.main import Exporter
+from exporter.wiring import Exporter
 from exporter.simulator import Fault, Simulator
 from exporter.web.app import scrape_budget, scrape_timeout
 from tests.helpers import jobs

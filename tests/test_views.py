@@ -6,18 +6,19 @@ import threading
 import time
 from collections.abc import Callable
 
-import requests
-from prometheus_client.parser import text_string_to_metric_families
-
-from exporter.domain import Credential, Job, JobConfig, ProjectResult, Target, View
-from exporter.main import Exporter
+from exporter.dli.reader import ListRequest
+from exporter.domain import Deadline, Result, Target
+from exporter.resources import jobs as jobs_resource
+from exporter.resources.base import Options
+from exporter.resources.jobs.record import Job, merge
+from exporter.resources.jobs.views import BACKGROUND_TIMEOUT, EARLY_READ_GAP, RETRY_AFTER_FAILURE, TwoViews
 from exporter.simulator import Simulator, demo_projects
-from exporter.views import EARLY_READ_GAP, RETRY_AFTER_FAILURE, Views, merge
-from tests.helpers import jobs
+from exporter.wiring import Exporter
+from tests.helpers import jobs, scrape
 
 Start = Callable[..., Exporter]
-TARGET = Target("p1", "http://127.0.0.1:1", Credential("aksk", "AK"))
-FAR = 1e5  # a deadline far ahead of the fake clock
+TARGET = Target("p1", "http://127.0.0.1:1")
+SUMMARY, DETAIL = jobs_resource.RESOURCE.requests(Options())
 
 
 def summary_job(job_id: int, **fields: object) -> Job:
@@ -25,7 +26,7 @@ def summary_job(job_id: int, **fields: object) -> Job:
     values: dict[str, object] = {
         "job_id": job_id, "name": f"job-{job_id}", "job_type": "flink_sql_job", "status": "job_running",
         "queue": "q1", "run_mode": "", "user_name": "alice", "create_time_ms": 1000, "start_time_ms": 2000,
-        "duration_ms": 3000, "restarts": 1, "savepoint": True, "config": None}
+        "duration_ms": 3000, "restarts": 1, "savepoint": True}
     values.update(fields)
     return Job(**values)  # type: ignore[arg-type]
 
@@ -36,7 +37,7 @@ def detail_job(job_id: int, **fields: object) -> Job:
         "job_id": job_id, "name": f"job-{job_id}", "job_type": "flink_sql_job", "status": "job_idle",
         "queue": "q1", "run_mode": "exclusive_cluster", "user_name": "", "create_time_ms": 1000,
         "start_time_ms": 2000, "duration_ms": None, "restarts": 0, "savepoint": False,
-        "config": JobConfig(4, 2, True, None)}
+        "compute_units": 4, "parallelism": 2, "checkpoints": True, "auto_restart": None}
     values.update(fields)
     return Job(**values)  # type: ignore[arg-type]
 
@@ -45,7 +46,8 @@ def test_merge_takes_each_field_from_the_view_that_carries_it() -> None:
     merged, unseen = merge([summary_job(1), summary_job(2)], {1: detail_job(1)})
     one, two = merged
     assert unseen == [2] and two == summary_job(2)  # not in the detail view yet: as the summary gave it
-    assert (one.run_mode, one.config) == ("exclusive_cluster", JobConfig(4, 2, True, None))  # detail only
+    assert (one.run_mode, one.compute_units, one.parallelism, one.checkpoints, one.auto_restart) == (
+        "exclusive_cluster", 4, 2, True, None)  # detail only
     assert (one.user_name, one.duration_ms) == ("alice", 3000)  # summary only
     # Both carry these: the summary's, which is this sweep's (the detail view is up to 10 minutes old).
     assert (one.status, one.restarts, one.savepoint) == ("job_running", 1, True)
@@ -62,7 +64,8 @@ class FakeApi:
     """Reads of either view, counted; a view's reads can be held (to show nobody waits) or fail."""
 
     def __init__(self) -> None:
-        self.reads: list[View] = []
+        self.reads: list[str] = []
+        self.deadlines: list[tuple[str, Deadline]] = []
         self.summary = [summary_job(1), summary_job(2)]
         self.detail = [detail_job(1), detail_job(2)]
         self.detail_ok = True
@@ -70,24 +73,31 @@ class FakeApi:
         self.detail_gate.set()
         self.detail_done = threading.Event()
 
-    def read(self, target: Target, view: View, deadline: float) -> ProjectResult:
-        self.reads.append(view)
-        if view is View.SUMMARY:
-            return ProjectResult(target.project_id, list(self.summary), None, 0.0, 100.0)
+    def read(self, target: Target, request: ListRequest, deadline: Deadline) -> Result:
+        self.reads.append(request.name)
+        self.deadlines.append((request.name, deadline))
+        if request is SUMMARY:
+            return Result(list(self.summary), None, 0.0, 100.0)
         self.detail_gate.wait(10)
         try:
             if not self.detail_ok:
-                return ProjectResult.down(target.project_id, "HTTP 500", 0.0, 200.0)
-            return ProjectResult(target.project_id, list(self.detail), None, 0.0, 200.0 + len(self.reads))
+                return Result.down("HTTP 500", 0.0, 200.0)
+            return Result(list(self.detail), None, 0.0, 200.0 + len(self.reads))
         finally:
             self.detail_done.set()
 
-    def count(self, view: View) -> int:
-        return self.reads.count(view)
+    def count(self, request: ListRequest) -> int:
+        return self.reads.count(request.name)
 
 
-def views_for(api: FakeApi, now: list[float], interval: float = 600.0, detail: bool = True) -> Views:
-    return Views(api.read, detail=detail, interval=interval, clock=lambda: now[0])
+def views_for(api: FakeApi, now: list[float], interval: float = 600.0, detail: bool = True) -> TwoViews:
+    return TwoViews(api.read, SUMMARY, DETAIL if detail else None, interval=interval, workers=4,
+                    clock=lambda: now[0])
+
+
+def far(now: list[float]) -> Deadline:
+    """A deadline far ahead of the fake clock."""
+    return Deadline(now[0] + 1e5, 10.0, lambda: now[0])
 
 
 def settle(api: FakeApi) -> None:
@@ -100,84 +110,84 @@ def settle(api: FakeApi) -> None:
 def test_the_first_sweep_waits_for_both_views_then_detail_comes_every_interval() -> None:
     api, now = FakeApi(), [0.0]
     views = views_for(api, now)
-    first = views.read(TARGET, FAR)
-    assert first.jobs is not None and {j.run_mode for j in first.jobs} == {"exclusive_cluster"}
-    assert first.detail_at is not None and api.count(View.DETAIL) == 1
+    first = views.read(TARGET, far(now))
+    assert first.records is not None and {j.run_mode for j in first.records} == {"exclusive_cluster"}
+    assert first.detail_at is not None and api.count(DETAIL) == 1
     for second in range(1, 600, 15):  # a scrape every 15 s: summary only
         now[0] = second
-        assert views.read(TARGET, FAR).jobs is not None
-    assert (api.count(View.SUMMARY), api.count(View.DETAIL)) == (41, 1)
+        assert views.read(TARGET, far(now)).records is not None
+    assert (api.count(SUMMARY), api.count(DETAIL)) == (41, 1)
     now[0] = 600.0
-    views.read(TARGET, FAR)
+    views.read(TARGET, far(now))
     settle(api)
-    assert api.count(View.DETAIL) == 2
+    assert api.count(DETAIL) == 2
     views.close()
 
 
 def test_no_scrape_waits_for_a_detail_refresh() -> None:
     api, now = FakeApi(), [0.0]
     views = views_for(api, now)
-    views.read(TARGET, FAR)
+    views.read(TARGET, far(now))
     api.detail_gate.clear()  # the next detail read hangs
     now[0] = 700.0
     started = time.monotonic()
-    result = views.read(TARGET, FAR)  # due: starts the detail read in the background
-    again = views.read(TARGET, FAR)
+    result = views.read(TARGET, far(now))  # due: starts the detail read in the background
+    again = views.read(TARGET, far(now))
     assert time.monotonic() - started < 1.0
-    assert result.jobs is not None and {j.run_mode for j in result.jobs} == {"exclusive_cluster"}  # the old detail
-    assert again.jobs is not None
+    assert result.records is not None and {j.run_mode for j in result.records} == {"exclusive_cluster"}  # the old detail
+    assert again.records is not None
     api.detail_gate.set()
     settle(api)
-    assert api.count(View.DETAIL) == 2  # one read was in flight, not one per sweep
+    assert api.count(DETAIL) == 2  # one read was in flight, not one per sweep
     views.close()
 
 
 def test_a_failed_detail_read_keeps_the_previous_data_and_is_tried_again_after_a_minute() -> None:
     api, now = FakeApi(), [0.0]
     views = views_for(api, now)
-    first = views.read(TARGET, FAR)
+    first = views.read(TARGET, far(now))
     api.detail_ok = False
     now[0] = 600.0
-    views.read(TARGET, FAR)
+    views.read(TARGET, far(now))
     settle(api)
     now[0] = 601.0
-    kept = views.read(TARGET, FAR)
-    assert kept.ok and kept.jobs is not None and {j.run_mode for j in kept.jobs} == {"exclusive_cluster"}
+    kept = views.read(TARGET, far(now))
+    assert kept.ok and kept.records is not None and {j.run_mode for j in kept.records} == {"exclusive_cluster"}
     assert kept.detail_at == first.detail_at  # when the detail view last succeeded
     now[0] = 600.0 + RETRY_AFTER_FAILURE - 1
-    views.read(TARGET, FAR)
-    assert api.count(View.DETAIL) == 2
+    views.read(TARGET, far(now))
+    assert api.count(DETAIL) == 2
     now[0] = 600.0 + RETRY_AFTER_FAILURE
-    views.read(TARGET, FAR)
+    views.read(TARGET, far(now))
     settle(api)
-    assert api.count(View.DETAIL) == 3
+    assert api.count(DETAIL) == 3
     views.close()
 
 
 def test_new_jobs_bring_the_detail_read_forward_at_most_once_a_minute() -> None:
     api, now = FakeApi(), [0.0]
     views = views_for(api, now)
-    views.read(TARGET, FAR)
+    views.read(TARGET, far(now))
     api.summary.append(summary_job(3))  # a new job: the detail view has not shown it
     now[0] = EARLY_READ_GAP - 1
-    fresh = views.read(TARGET, FAR)
-    assert fresh.jobs is not None and fresh.jobs[-1].run_mode == "" and api.count(View.DETAIL) == 1
+    fresh = views.read(TARGET, far(now))
+    assert fresh.records is not None and fresh.records[-1].run_mode == "" and api.count(DETAIL) == 1
     api.detail.append(detail_job(3, run_mode="edge_node"))
     now[0] = EARLY_READ_GAP
-    views.read(TARGET, FAR)
+    views.read(TARGET, far(now))
     settle(api)
     now[0] = EARLY_READ_GAP + 1
-    known = views.read(TARGET, FAR)
-    assert api.count(View.DETAIL) == 2 and known.jobs is not None and known.jobs[-1].run_mode == "edge_node"
+    known = views.read(TARGET, far(now))
+    assert api.count(DETAIL) == 2 and known.records is not None and known.records[-1].run_mode == "edge_node"
     # A job the detail view leaves out does not bring it forward again and again.
     api.summary.append(summary_job(4))
     now[0] = 2 * EARLY_READ_GAP + 1
-    views.read(TARGET, FAR)
+    views.read(TARGET, far(now))
     settle(api)
     for second in range(3, 9):
         now[0] = second * EARLY_READ_GAP + 1
-        views.read(TARGET, FAR)
-    assert api.count(View.DETAIL) == 3
+        views.read(TARGET, far(now))
+    assert api.count(DETAIL) == 3
     views.close()
 
 
@@ -185,14 +195,14 @@ def test_summary_only_and_every_sweep() -> None:
     api, now = FakeApi(), [0.0]
     summary_only = views_for(api, now, detail=False)
     for _ in range(3):
-        result = summary_only.read(TARGET, FAR)
-        assert result.jobs is not None and {j.run_mode for j in result.jobs} == {""} and result.detail_at is None
-    assert api.reads == [View.SUMMARY] * 3
+        result = summary_only.read(TARGET, far(now))
+        assert result.records is not None and {j.run_mode for j in result.records} == {""} and result.detail_at is None
+    assert api.reads == [SUMMARY.name] * 3
     api.reads.clear()
     every = views_for(api, now, interval=0)
     for _ in range(3):
-        assert every.read(TARGET, FAR).jobs is not None
-    assert api.count(View.SUMMARY) == 3 and api.count(View.DETAIL) == 3
+        assert every.read(TARGET, far(now)).records is not None
+    assert api.count(SUMMARY) == 3 and api.count(DETAIL) == 3
     every.close()
 
 
@@ -200,35 +210,47 @@ def test_a_failed_summary_is_down_whatever_the_detail_view_says() -> None:
     api, now = FakeApi(), [0.0]
     views = views_for(api, now)
 
-    def failing(target: Target, view: View, deadline: float) -> ProjectResult:
-        if view is View.SUMMARY:
-            return ProjectResult.down(target.project_id, "HTTP 500", 0.0, 1.0)
-        return api.read(target, view, deadline)
+    def failing(target: Target, request: ListRequest, deadline: Deadline) -> Result:
+        if request is SUMMARY:
+            return Result.down("HTTP 500", 0.0, 1.0)
+        return api.read(target, request, deadline)
 
     views._read = failing  # type: ignore[method-assign]
-    result = views.read(TARGET, FAR)
-    assert not result.ok and result.jobs is None and result.detail_at is not None
+    result = views.read(TARGET, far(now))
+    assert not result.ok and result.records is None and result.detail_at is not None
+    views.close()
+
+
+def test_a_background_refresh_runs_under_its_own_deadline_not_the_scrapes() -> None:
+    """The first read waits with the scrape, under its deadline; a refresh no scrape waits for
+    gets a deadline of its own, or a short scrape would cut every refresh short."""
+    api, now = FakeApi(), [0.0]
+    views = views_for(api, now)
+    first = far(now)
+    views.read(TARGET, first)
+    now[0] = 700.0
+    scrape_deadline = Deadline(now[0] + 0.5, 1.0, lambda: now[0])  # a scrape with half a second left
+    views.read(TARGET, scrape_deadline)
+    settle(api)
+    details = [deadline for name, deadline in api.deadlines if name == DETAIL.name]
+    assert details[0] is first  # the first read: the scrape's
+    assert details[1] is not scrape_deadline and details[1].at == now[0] + BACKGROUND_TIMEOUT
     views.close()
 
 
 # --- over HTTP, against the simulator answering as documented ---
 
-def _scrape(exporter: Exporter) -> dict[str, list[tuple[dict[str, str], float]]]:
-    text = requests.get(exporter.url + "/metrics", timeout=10).text
-    return {f.name: [(s.labels, s.value) for s in f.samples] for f in text_string_to_metric_families(text)}
-
-
 def test_default_settings_give_every_job_both_views(exporter_for: Start) -> None:
     data = demo_projects()
     with Simulator(data) as sim:
         exporter = exporter_for(sim)  # default settings: both views
-        got = _scrape(exporter)
-        info = got["dli_job_info"]
+        got = scrape(exporter)
+        info = got.samples("dli_job_info")
         assert len(info) == sum(len(js) for js in data.values())
         assert all(labels["run_mode"] and labels["user_name"] for labels, _ in info)
         ids = {labels["job_id"] for labels, _ in info}
         for name in ("dli_job_duration_seconds", "dli_job_compute_units", "dli_job_parallelism"):
-            assert {labels["job_id"] for labels, _ in got[name]} == ids, name
+            assert {labels["job_id"] for labels, _ in got.samples(name)} == ids, name
         # A status change shows on the next scrape (the summary view is read on every sweep).
         pid, changed = next(iter(data)), None
         for job_data in sim.projects[pid]:
@@ -236,19 +258,20 @@ def test_default_settings_give_every_job_both_views(exporter_for: Start) -> None
                 job_data["status"], changed = "job_running_exception", str(job_data["job_id"])
                 break
         sim.set_jobs(pid, sim.projects[pid])
-        after = _scrape(exporter)
+        after = scrape(exporter)
     assert changed is not None
-    assert ({"project_id": pid, "job_id": changed, "status": "job_running_exception"}, 1.0) in after["dli_job_status"]
+    assert after.value("dli_job_status", project_id=pid, job_id=changed, status="job_running_exception") == 1
     details = [r for r in sim.recorded() if r.query.get("show_detail") == "true"]
     assert len({r.path for r in details}) == len(data) and len(details) == len(data)  # once per project
 
 
 def test_a_sparse_summary_gets_queue_start_and_restarts_from_the_detail_view(exporter_for: Start) -> None:
     with Simulator({"p1": jobs(3, restart_times=4, queue_name="q7")}, sparse_summary=True) as sim:
-        got = _scrape(exporter_for(sim))
-    assert {labels["queue"] for labels, _ in got["dli_job_info"]} == {"q7"}
-    assert [value for _, value in got["dli_job_restarts"]] == [4.0, 4.0, 4.0]
-    assert len(got["dli_job_started_timestamp_seconds"]) == 3 and len(got["dli_job_duration_seconds"]) == 3
+        got = scrape(exporter_for(sim))
+    assert {labels["queue"] for labels, _ in got.samples("dli_job_info")} == {"q7"}
+    assert set(got.by("dli_job_restarts_total", "job_id").values()) == {4.0}
+    assert len(got.by("dli_job_started_timestamp_seconds", "job_id")) == 3
+    assert len(got.by("dli_job_duration_seconds", "job_id")) == 3
 
 
 def test_back_to_back_scrapes_add_at_most_one_detail_read_per_interval(exporter_for: Start) -> None:
@@ -258,7 +281,7 @@ def test_back_to_back_scrapes_add_at_most_one_detail_read_per_interval(exporter_
         started = time.monotonic()
         scrapes = 0
         while time.monotonic() - started < 3.2:
-            _scrape(exporter)
+            scrape(exporter)
             scrapes += 1
         took = time.monotonic() - started
         time.sleep(0.3)  # a detail read started by the last scrape

@@ -20,7 +20,7 @@ import requests
 import trustme
 import yaml
 
-from exporter.main import Exporter
+from exporter.wiring import Exporter
 from exporter.simulator import Simulator
 from exporter.web.config import WebConfigError, load_web_config, parse_duration
 from exporter.web.guard import Passwords

@@ -1,19 +1,25 @@
 """What a call's failure means: the outcome classes, the one function that classifies an answer,
-and the error that carries it, with the API's code, message and request id for the log.
+and :class:`Failure`, the value a call that gave no usable answer returns, with the API's code,
+message and request id, and when a throttled credential may call again.
 
-An error's text is what users read in the log and in ``--check``: the API's message is quoted in
-it as one printable line, and cut short, whatever the API sent.
+Failures are values, not exceptions: the transport returns one, the hold-back learns from it, the
+reader reports it. A failure's text is what users read in the log and in ``--check``: the API's
+message, code and request id are quoted in it as one printable line, and cut short, whatever the
+API sent.
 """
 
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
 from ..logs import one_line
 from . import schema
 
 MAX_ERROR_TEXT = 300  # characters of an API error message quoted in our own
+MAX_ID_TEXT = 100  # characters of an API error code or request id quoted in our own
+
 
 class Outcome(enum.Enum):
     OK = "ok"
@@ -39,20 +45,26 @@ def classify(status: int | None, error_code: str = "", *, decoded: bool = True, 
     return Outcome.FATAL
 
 
-class DliApiError(Exception):
-    """A call that did not give a usable answer (after retries, where they apply)."""
+def _quoted(value: str, limit: int) -> str:
+    return value if len(value) <= limit else value[:limit] + "..."
 
-    def __init__(self, message: str, outcome: Outcome, *, status: int | None = None, error_code: str = "",
-                 request_id: str = "", retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.outcome = outcome
-        self.status = status
-        self.error_code = error_code
-        self.error_msg = message
-        self.request_id = request_id
-        self.retry_after = retry_after
-        self.resume_at: float | None = None  # clock(): when a throttled caller may call again
-        self.logged = False  # already logged where it was handled (the hold-back's one line per hold)
+
+@dataclass(frozen=True)
+class Failure:
+    """A call (or a read) that gave no usable answer, after retries where they apply."""
+
+    outcome: Outcome
+    message: str
+    status: int | None = None
+    error_code: str = ""
+    request_id: str = ""
+    retry_after: float | None = None  # seconds a 429's Retry-After asked for
+    resume_at: float | None = None  # clock(): when a throttled credential may call again
+    logged: bool = False  # already logged where it was handled (the hold-back's one line per hold)
+
+    @property
+    def throttled(self) -> bool:
+        return self.status == 429
 
     def __str__(self) -> str:
         parts = []
@@ -61,17 +73,20 @@ class DliApiError(Exception):
         if self.status is not None:
             parts.append(f"HTTP {self.status}")
         if self.error_code:
-            parts.append(self.error_code)
-        text = " ".join(parts)
-        message = self.error_msg
-        if len(message) > MAX_ERROR_TEXT:  # an API's message is quoted, not carried whole
-            message = message[:MAX_ERROR_TEXT] + "..."
-        text = f"{text}: {message}" if text else message
+            parts.append(_quoted(self.error_code, MAX_ID_TEXT))
+        head = " ".join(parts)
+        message = _quoted(self.message, MAX_ERROR_TEXT)  # an API's message is quoted, not carried whole
+        text = f"{head}: {message}" if head else message
         if self.request_id:
-            text += f" (request_id={self.request_id})"
-        # The API's text reaches logs, --check and exceptions from here: one line, nothing a
-        # terminal would act on.
+            text += f" (request_id={_quoted(self.request_id, MAX_ID_TEXT)})"
+        # The API's text reaches logs, --check and errors from here: one line, nothing a terminal
+        # would act on.
         return one_line(text)
+
+    def log_fields(self) -> dict[str, str | int]:
+        """The failure as log fields, for queries: each one escaped by the log's formatter."""
+        return {"error": str(self), "status": self.status or "", "error_code": _quoted(self.error_code, MAX_ID_TEXT),
+                "request_id": _quoted(self.request_id, MAX_ID_TEXT)}
 
 
 def retry_after_seconds(value: str | None, now: float) -> float | None:

@@ -2,21 +2,23 @@
 
 The API gateway locks an access key for 5 minutes after 5 consecutive authentication failures,
 counted per key whichever project they were for. A wrong or rotated key must therefore not be
-tried on every page of every project on every scrape. Per credential, this module keeps:
+tried on every page of every project on every scrape. For the process's credential, this module
+keeps:
 
-* **trust**: after start-up and after each hold, the first call made with a credential goes alone;
-  calls for other projects wait for its answer. An answer that got past the gateway's
+* **trust**: after start-up and after each hold, the first call made with the credential goes
+  alone; calls for other projects wait for its answer. An answer that got past the gateway's
   authentication (anything but 401/403 or an auth error code) makes the credential trusted, and
   its calls then run in parallel.
 * **hold**: after an authentication failure no call is made with the credential for at least
   :data:`HOLD_MIN` seconds, doubling with each failed try up to :data:`HOLD_MAX`; a success
   resets it. One log line per hold says when it will be tried again. Calls in flight when the
   failure arrives may fail too (at most ``DLI_EXPORTER_CONCURRENCY`` of them); none starts after.
-* **pause**: after a 429 the credential waits until the transport's ``resume_at`` (the
+* **pause**: after a 429 the credential waits until the failure's ``resume_at`` (the
   ``Retry-After``, or the next throttling window), so no second call lands in the same window.
 
-A call refused here raises :class:`DliApiError` with :attr:`Outcome.HELD`, without touching the
-network: the project is reported down for that sweep.
+A call refused here is not sent: :meth:`Holdback.call` returns a :class:`Failure` with
+:attr:`Outcome.HELD` without touching the network, and the project is reported down for that
+sweep. What the hold-back knows is its own state; callers learn it from what :meth:`call` returns.
 """
 
 from __future__ import annotations
@@ -24,123 +26,121 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TypeVar
 
-from ..domain import Credential
-from .errors import DliApiError, Outcome
+from ..domain import Clock, Deadline
+from .errors import Failure, Outcome
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 HOLD_MIN = 60.0  # seconds a refused credential is held back at first
 HOLD_MAX = 300.0  # the longest hold: the gateway's own lock lasts 5 minutes
 
 
-@dataclass
-class _State:
-    wake: threading.Condition
-    trusted: bool = False
-    probing: bool = False  # a lone first call is in flight
-    held_until: float = 0.0  # clock(): no calls before
-    hold: float = HOLD_MIN  # the next hold's length
-    paused_until: float = 0.0  # clock(): throttled until
-    reason: str = ""  # why it is held or paused: the error, for the errors of refused calls
-
-
 class Holdback:
-    """Admits or refuses calls per credential. Thread-safe."""
+    """Admits or refuses the calls of one credential (``credential`` names it in logs). Thread-safe."""
 
-    def __init__(self, *, hold_min: float | None = None, hold_max: float | None = None,
-                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
+    def __init__(self, credential: str, *, hold_min: float | None = None, hold_max: float | None = None,
+                 clock: Clock = time.monotonic, wall: Clock = time.time) -> None:
+        self._credential = credential
         self._hold_min = HOLD_MIN if hold_min is None else hold_min
         self._hold_max = HOLD_MAX if hold_max is None else hold_max
         self._clock = clock
         self._wall = wall
-        self._lock = threading.Lock()
-        self._states: dict[Credential, _State] = {}
+        self._wake = threading.Condition()
+        self._trusted = False
+        self._probing = False  # a lone first call is in flight
+        self._held_until = 0.0  # clock(): no calls before
+        self._hold = self._hold_min  # the next hold's length
+        self._paused_until = 0.0  # clock(): throttled until
+        self._reason = ""  # why it is held or paused: the failure, for the failures of refused calls
 
     def __repr__(self) -> str:
-        return f"Holdback(credentials={len(self._states)})"
+        return f"Holdback({self._credential}, trusted={self._trusted})"
 
-    def _state(self, credential: Credential) -> _State:
-        with self._lock:
-            state = self._states.get(credential)
-            if state is None:
-                state = self._states[credential] = _State(threading.Condition(), hold=self._hold_min)
-            return state
+    @property
+    def held_until(self) -> float | None:
+        """clock() until which no call is made (a hold or a throttling pause); None when calls may go."""
+        with self._wake:
+            until = max(self._held_until, self._paused_until)
+            return until if until > self._clock() else None
 
-    @contextmanager
-    def call(self, credential: Credential, deadline: float, project_id: str = "") -> Iterator[None]:
-        """Around one call with ``credential``: refuses it (DliApiError, HELD) while the credential
-        is held or paused, waits while another call probes it, and learns from how the call ends.
-        The error that starts a hold or a pause is logged here, once, and marked ``logged``."""
-        state = self._state(credential)
-        probe = self._admit(state, deadline)
+    def call(self, deadline: Deadline, project_id: str, send: Callable[[], T | Failure]) -> T | Failure:
+        """``send()`` if the credential may be used now, learning from what it gives; else a
+        Failure (HELD) saying why and for how long, without sending. The failure that starts a
+        hold or a pause is logged here, once, and comes back marked ``logged``."""
+        admitted = self._admit(deadline)
+        if isinstance(admitted, Failure):
+            return admitted
         try:
-            yield
-        except DliApiError as exc:
-            self._learn(state, credential, probe, exc, project_id=project_id)
-            raise
+            got = send()
         except BaseException:
-            self._learn(state, credential, probe, None, project_id=project_id, verdict=False)
+            self._settle(admitted, None, project_id)  # a bug says nothing of the credential
             raise
-        else:
-            self._learn(state, credential, probe, None, project_id=project_id)
+        handled = self._settle(admitted, got, project_id)
+        return got if handled is None else handled
 
-    def _admit(self, state: _State, deadline: float) -> bool:
+    def _admit(self, deadline: Deadline) -> bool | Failure:
         """True when this call is the lone probe; False when the credential is trusted."""
-        with state.wake:
+        with self._wake:
             while True:
                 now = self._clock()
-                if now < state.held_until:
-                    raise DliApiError(f"not sent: the credential is held back for {state.held_until - now:.0f} s "
-                                      f"more after: {state.reason}", Outcome.HELD)
-                if now < state.paused_until:
-                    raise DliApiError(f"not sent: throttled, waiting {state.paused_until - now:.0f} s "
-                                      f"for the next window after: {state.reason}", Outcome.HELD)
-                if state.trusted:
+                if now < self._held_until:
+                    return Failure(Outcome.HELD, f"not sent: the credential is held back for "
+                                   f"{self._held_until - now:.0f} s more after: {self._reason}")
+                if now < self._paused_until:
+                    return Failure(Outcome.HELD, f"not sent: throttled, waiting {self._paused_until - now:.0f} s "
+                                   f"for the next window after: {self._reason}")
+                if self._trusted:
                     return False
-                if not state.probing:
-                    state.probing = True
+                if not self._probing:
+                    self._probing = True
                     return True
                 # Another call is trying the credential: wait for its answer.
-                if not state.wake.wait(timeout=max(0.0, deadline - now)) and self._clock() >= deadline:
-                    raise DliApiError("scrape deadline reached while the credential was being tried",
-                                      Outcome.FATAL)
+                if not self._wake.wait(timeout=deadline.left()) and deadline.passed:
+                    return Failure(Outcome.FATAL, "scrape deadline reached while the credential was being tried")
 
-    def _learn(self, state: _State, credential: Credential, probe: bool, exc: DliApiError | None, *,
-               project_id: str, verdict: bool = True) -> None:
-        with state.wake:
+    def _settle(self, probe: bool, got: object, project_id: str) -> Failure | None:
+        """Learn from how a call ended (``None``: it broke); a failure as it was handled."""
+        with self._wake:
             if probe:
-                state.probing = False
-            if exc is None and verdict:
-                state.trusted, state.hold = True, self._hold_min
-            elif exc is not None and exc.outcome is Outcome.AUTH:
-                self._hold(state, credential, exc, project_id)
-            elif exc is not None and exc.status == 429 and exc.resume_at is not None:
-                if exc.resume_at > state.paused_until:
-                    state.paused_until, state.reason = exc.resume_at, str(exc)
-                    exc.logged = True
-                    log.warning("throttled: no calls with this credential until the next window", extra={
-                        "credential": repr(credential), "project_id": project_id,
-                        "resume_in": round(exc.resume_at - self._clock(), 1), "error": str(exc),
-                        "error_code": exc.error_code, "request_id": exc.request_id})
-            elif exc is not None and exc.status is not None and exc.outcome is not Outcome.HELD:
-                state.trusted, state.hold = True, self._hold_min  # the gateway let it through
-            state.wake.notify_all()
+                self._probing = False
+            handled = None
+            if isinstance(got, Failure):
+                handled = self._learn(got, project_id)
+            elif got is not None:
+                self._trusted, self._hold = True, self._hold_min
+            self._wake.notify_all()
+        return handled
 
-    def _hold(self, state: _State, credential: Credential, exc: DliApiError, project_id: str) -> None:
+    def _learn(self, failure: Failure, project_id: str) -> Failure:
+        if failure.outcome is Outcome.AUTH:
+            return self._start_hold(failure, project_id)
+        if failure.throttled and failure.resume_at is not None:
+            if failure.resume_at <= self._paused_until:
+                return failure
+            self._paused_until, self._reason = failure.resume_at, str(failure)
+            log.warning("throttled: no calls with this credential until the next window", extra={
+                "credential": self._credential, "project_id": project_id,
+                "resume_in": round(failure.resume_at - self._clock(), 1), **failure.log_fields()})
+            return replace(failure, logged=True)
+        if failure.status is not None and failure.outcome is not Outcome.HELD:
+            self._trusted, self._hold = True, self._hold_min  # the gateway let it through
+        return failure
+
+    def _start_hold(self, failure: Failure, project_id: str) -> Failure:
         now = self._clock()
-        state.trusted = False
-        if now < state.held_until:
-            return  # another call in flight failed with it: one hold, one log line (the reader logs the call)
-        state.held_until, state.reason = now + state.hold, str(exc)
-        exc.logged = True
+        self._trusted = False
+        if now < self._held_until:
+            return failure  # another call in flight failed with it: one hold, one log line (the reader logs the call)
+        self._held_until, self._reason = now + self._hold, str(failure)
         log.warning("authentication failed: holding the credential back", extra={
-            "credential": repr(credential), "project_id": project_id, "error": str(exc),
-            "status": exc.status or "", "error_code": exc.error_code, "request_id": exc.request_id,
-            "retry_in": round(state.hold),
-            "retry_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self._wall() + state.hold))})
-        state.hold = min(state.hold * 2, self._hold_max)
-
+            "credential": self._credential, "project_id": project_id, **failure.log_fields(),
+            "retry_in": round(self._hold),
+            "retry_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self._wall() + self._hold))})
+        self._hold = min(self._hold * 2, self._hold_max)
+        return replace(failure, logged=True)

@@ -1,12 +1,16 @@
-"""Reading one target in one view: every page, checked for completeness, as one result.
+"""Reading one API list of one target: every page, checked for completeness, as one result.
 
-Page one gives ``total_count``; the other pages are then read concurrently on the shared page
-workers (at most ``concurrency`` calls in flight across all targets). Jobs created during the
-read land on the last page (the list is read oldest first) and are read too; a job deleted during
-the read shifts later offsets left, so one job is on no page and the entries fall short of
-``total_count``: the target is then read once more, and reported down if it still does not add
-up. A result is whole or absent, never partial. Every call passes the credential's hold-back
-(:mod:`.holdback`) first, so a refused or throttled key is not tried again too soon.
+A :class:`ListRequest` says what to ask for (the path, the fixed parameters, whether the list is
+paged) and how to read an answer (its parser, the key that makes a record listed twice count
+once); the resources make them, and nothing here knows what a job or a queue is.
+
+A paged list is read ``limit=100``, oldest first. Page one gives ``total_count``; the other pages
+are then read concurrently on the shared page workers (at most ``concurrency`` calls in flight
+across all targets). Records created during the read land on the last page and are read too; one
+deleted during the read shifts later offsets left, so one record is on no page and the entries
+fall short of ``total_count``: the target is then read once more, and reported down if it still
+does not add up. A result is whole or absent, never partial. Every call passes the credential's
+hold-back (:mod:`.holdback`) first, so a refused or throttled key is not tried again too soon.
 
 :func:`read_pages` is that logic alone, over any way of fetching pages, so it is tested without a
 network; :class:`Reader` runs it over the transport.
@@ -17,134 +21,181 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import FIRST_EXCEPTION, Future, wait
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
+from typing import Any
 
-from ..domain import Job, Page, ProjectResult, Target, View
+from ..domain import Clock, Deadline, Page, Result, Target
 from ..workers import DaemonPool
 from . import schema
-from .credentials import Credentials
-from .errors import DliApiError, Outcome
+from .errors import Failure, Outcome
 from .holdback import Holdback
-from .transport import Transport
+from .transport import Authorizer, Call, Transport
 
 log = logging.getLogger(__name__)
 
 PAGE_LIMIT = schema.PAGE_LIMIT
-MAX_EXTRA_PAGES = 1000  # bound on pages read past total_count when jobs keep appearing
-READS = 2  # a second full read when jobs moved under the first
+MAX_EXTRA_PAGES = 1000  # bound on pages read past total_count when records keep appearing
+READS = 2  # a second full read when records moved under the first
 
 
-class Incomplete(Exception):
-    """The pages disagreed with total_count: jobs moved while we paged."""
+@dataclass(frozen=True)
+class ListRequest:
+    """One API list of a project: ``path`` below ``/v1.0/{project_id}/``, the parameters every
+    call carries, and how to read an answer into a :class:`~exporter.domain.Page`."""
+
+    name: str  # for logs: "jobs", "jobs detail", "queues"
+    path: str
+    params: tuple[tuple[str, str], ...]
+    parse: Callable[[Any], Page]
+    key: Callable[[Any], Hashable]  # records with the same key are one record listed twice
+    paged: bool = True  # limit/offset paging (else one call gives the whole list)
+    background: bool = False  # no scrape waits for it: its pages queue behind those that one does
 
 
 @dataclass(frozen=True)
 class PagesRead:
-    jobs: list[Job]  # each job once, in the order first seen
+    records: list[Any]  # each record once, in the order first seen
     pages: int
     total_count: int | None  # as the last page said
 
 
-FetchPages = Callable[[Sequence[int]], list[Page]]
+@dataclass(frozen=True)
+class Incomplete:
+    """The pages disagreed with total_count: records moved while we paged."""
+
+    read: int
+    total: int
+
+    def __str__(self) -> str:
+        return f"read {self.read} entries of {self.total}"
 
 
-def read_pages(fetch: FetchPages) -> PagesRead:
-    """Every page of a job list, ``fetch`` giving the pages at the offsets it is asked for.
+FetchPages = Callable[[Sequence[int]], "list[Page] | Failure"]
 
-    Raises :class:`Incomplete` when fewer entries arrived than the first page's ``total_count``
-    promised, and whatever ``fetch`` raises."""
-    [first] = fetch([0])
+
+def read_pages(fetch: FetchPages, key: Callable[[Any], Hashable]) -> PagesRead | Incomplete | Failure:
+    """Every page of a list, ``fetch`` giving the pages at the offsets it is asked for (or the
+    failure of one of them); :class:`Incomplete` when fewer entries arrived than the first page's
+    ``total_count`` promised."""
+    got = fetch([0])
+    if isinstance(got, Failure):
+        return got
+    first = got[0]
     pages = [first]
     if first.total_count is not None and first.raw_count >= PAGE_LIMIT:
-        pages.extend(fetch(range(PAGE_LIMIT, first.total_count, PAGE_LIMIT)))
-    # Jobs created during the read, or an API that gives no total: read on until a short page.
+        more = fetch(range(PAGE_LIMIT, first.total_count, PAGE_LIMIT))
+        if isinstance(more, Failure):
+            return more
+        pages.extend(more)
+    # Records created during the read, or an API that gives no total: read on until a short page.
     limit = MAX_EXTRA_PAGES + math.ceil((first.total_count or 0) / PAGE_LIMIT)
     while pages[-1].raw_count >= PAGE_LIMIT and (
         pages[-1].total_count is None or pages[-1].total_count > PAGE_LIMIT * len(pages)
     ):
         if len(pages) > limit:
-            raise DliApiError(f"more than {len(pages)} pages: giving up", Outcome.FATAL)
-        pages.extend(fetch([PAGE_LIMIT * len(pages)]))
-    unique: dict[int, Job] = {}
-    for page in pages:
-        for job in page.jobs:
-            unique[job.job_id] = job
+            return Failure(Outcome.FATAL, f"more than {len(pages)} pages: giving up")
+        more = fetch([PAGE_LIMIT * len(pages)])
+        if isinstance(more, Failure):
+            return more
+        pages.extend(more)
+    records = unique((record for page in pages for record in page.records), key)
     # Completeness: entries read (duplicates included) against the count when the read began.
-    # Jobs created mid-read only add entries at the end; a deletion leaves one job on no page.
+    # Records created mid-read only add entries at the end; a deletion leaves one on no page.
     read = sum(page.raw_count for page in pages)
     if first.total_count is not None and read < first.total_count:
-        raise Incomplete(f"read {read} entries of {first.total_count}")
-    return PagesRead(list(unique.values()), len(pages), pages[-1].total_count)
+        return Incomplete(read, first.total_count)
+    return PagesRead(records, len(pages), pages[-1].total_count)
+
+
+def unique(records: Iterable[Any], key: Callable[[Any], Hashable]) -> list[Any]:
+    """Each record once (a record listed twice counts once), in the order first seen, as last seen."""
+    found: dict[Hashable, Any] = {}
+    for record in records:
+        found[key(record)] = record
+    return list(found.values())
 
 
 class Reader:
-    """Reads targets over the transport, pages in parallel on a shared pool of page workers."""
+    """Reads targets' lists over the transport, pages in parallel on a shared pool of page workers."""
 
-    def __init__(self, transport: Transport, credentials: Credentials, pages: DaemonPool,
-                 filters: Mapping[str, str], *, holdback: Holdback | None = None,
-                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
+    def __init__(self, transport: Transport, authorizer: Callable[[str], Authorizer], holdback: Holdback,
+                 pages: DaemonPool, *, clock: Clock = time.monotonic, wall: Clock = time.time) -> None:
         self._transport = transport
-        self._credentials = credentials
-        self._holdback = holdback if holdback is not None else Holdback(clock=clock)
+        self._authorizer = authorizer
+        self._holdback = holdback
         self._pages = pages
-        self._filters = dict(filters)
         self._clock = clock
         self._wall = wall
 
     def __repr__(self) -> str:
-        return f"Reader(filters={sorted(self._filters)})"
+        return f"Reader({self._holdback!r})"
 
-    def read(self, target: Target, view: View, deadline: float) -> ProjectResult:
-        """Every job of ``target`` in ``view``, or the target down with the reason; never raises
+    def read(self, target: Target, request: ListRequest, deadline: Deadline) -> Result:
+        """Every record of ``target``'s list, or the target down with the reason; never raises
         for the API's sake (a bug still does: the caller turns it into a down result)."""
         pid = target.project_id
         started = self._clock()
         for attempt in range(READS):
-            try:
-                got = read_pages(lambda offsets: self._fetch_all(target, view, offsets, deadline))
-            except Incomplete as exc:
+            got = self._read_once(target, request, deadline)
+            if isinstance(got, Incomplete):
                 if attempt + 1 < READS:
-                    log.info("jobs moved while paging, reading again",
-                             extra={"project_id": pid, "view": view.value, "error": str(exc)})
+                    log.info("records moved while paging, reading again",
+                             extra={"project_id": pid, "list": request.name, "error": str(got)})
                     continue
-                return ProjectResult.down(pid, f"incomplete sweep: {exc}", self._clock() - started, self._wall())
-            except DliApiError as exc:
-                # The error's text carries status, code, message and request id for people; the
+                return Result.down(f"incomplete sweep: {got}", self._clock() - started, self._wall())
+            if isinstance(got, Failure):
+                # The failure's text carries status, code, message and request id for people; the
                 # same as fields for log queries. A hold was logged once, by the hold-back.
-                quiet = exc.outcome is Outcome.HELD or exc.logged
+                quiet = got.outcome is Outcome.HELD or got.logged
                 log.log(logging.DEBUG if quiet else logging.WARNING, "sweep failed",
-                        extra={"project_id": pid, "view": view.value, "error": str(exc), "status": exc.status or "",
-                               "error_code": exc.error_code, "request_id": exc.request_id})
-                return ProjectResult.down(pid, str(exc), self._clock() - started, self._wall())
-            return ProjectResult(pid, got.jobs, None, self._clock() - started, self._wall(), got.pages,
-                                 got.total_count)
+                        extra={"project_id": pid, "list": request.name, **got.log_fields()})
+                return Result.down(str(got), self._clock() - started, self._wall())
+            return Result(got.records, None, self._clock() - started, self._wall(), got.pages, got.total_count)
         raise AssertionError("unreachable")
 
-    def fetch_page(self, target: Target, view: View, offset: int, deadline: float) -> Page:
+    def _read_once(self, target: Target, request: ListRequest, deadline: Deadline) -> PagesRead | Incomplete | Failure:
+        if request.paged:
+            return read_pages(lambda offsets: self._fetch_all(target, request, offsets, deadline), request.key)
+        page = self.fetch_page(target, request, 0, deadline)  # one answer holds the whole list
+        return page if isinstance(page, Failure) else PagesRead(unique(page.records, request.key), 1, page.total_count)
+
+    def fetch_page(self, target: Target, request: ListRequest, offset: int, deadline: Deadline) -> Page | Failure:
         """One page, retried as the transport's classification says, if the credential's hold-back
         lets it be sent."""
-        url = schema.list_url(target.endpoint, target.project_id, schema.list_query(offset, self._filters, view))
-        with self._holdback.call(target.credential, deadline, target.project_id):
-            return self._transport.fetch(url, project_id=target.project_id, deadline=deadline,
-                                         parse=schema.parse_page, auth=self._credentials.auth_for(target, deadline))
+        params = [*schema.paging(offset), *request.params] if request.paged else list(request.params)
+        call = Call.get(schema.url(target.endpoint, schema.project_path(target.project_id, request.path), params),
+                        target.project_id, {schema.PROJECT_HEADER: target.project_id})
+        authorizer = self._authorizer(target.project_id)
+        return self._holdback.call(deadline, target.project_id,
+                                   lambda: self._transport.fetch(call, authorizer, deadline, request.parse))
 
-    def _fetch_all(self, target: Target, view: View, offsets: Sequence[int], deadline: float) -> list[Page]:
-        # A scrape waits for the summary view; a detail refresh is read in the background.
-        priority = 0 if view is View.SUMMARY else 1
-        futures = [self._pages.submit(self.fetch_page, target, view, offset, deadline, priority=priority)
-                   for offset in offsets]
+    def _fetch_all(self, target: Target, request: ListRequest, offsets: Sequence[int],
+                   deadline: Deadline) -> list[Page] | Failure:
+        futures = [self._pages.submit(self.fetch_page, target, request, offset, deadline,
+                                      priority=1 if request.background else 0) for offset in offsets]
         return self._wait_all(futures, deadline)
 
-    def _wait_all(self, futures: list[Future[Page]], deadline: float) -> list[Page]:
-        done, pending = wait(futures, timeout=max(0.0, deadline - self._clock()), return_when=FIRST_EXCEPTION)
-        failed = next((f for f in futures if f in done and f.exception() is not None), None)
-        if failed is not None or pending:
-            for fut in pending:
-                fut.cancel()
-            if failed is not None:
-                exc = failed.exception()
-                raise exc if isinstance(exc, DliApiError) else DliApiError(repr(exc), Outcome.FATAL)
-            raise DliApiError("scrape deadline reached while reading pages", Outcome.FATAL)
-        return [f.result() for f in futures]
+    def _wait_all(self, futures: list[Future[Page | Failure]], deadline: Deadline) -> list[Page] | Failure:
+        """Every page, or the first failure (the pages still queued are cancelled)."""
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, timeout=deadline.left(), return_when=FIRST_COMPLETED)
+            failure = next((_failure_of(f) for f in done if _failure_of(f) is not None), None)
+            if failure is None and pending and not done:
+                failure = Failure(Outcome.FATAL, "scrape deadline reached while reading pages")
+            if failure is not None:
+                for fut in pending:
+                    fut.cancel()
+                return failure
+        return [page for f in futures if not isinstance(page := f.result(), Failure)]
+
+
+def _failure_of(future: Future[Page | Failure]) -> Failure | None:
+    """What a finished page fetch failed with, if it did (a bug in it as a failure too)."""
+    exc = future.exception()
+    if exc is not None:
+        return Failure(Outcome.FATAL, repr(exc))
+    result = future.result()
+    return result if isinstance(result, Failure) else None

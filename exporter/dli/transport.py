@@ -1,25 +1,25 @@
 """One call to the API, within a deadline: the only module that imports ``requests``.
 
-A call is sent over one pool of keep-alive connections, signed by the auth object it is given,
-and its answer is put in one of four classes by :func:`~exporter.dli.errors.classify`, the one
-place that decides:
+A call is sent over one pool of keep-alive connections, signed by the authorizer it is given, and
+its answer is put in one of four classes by :func:`~exporter.dli.errors.classify`, the one place
+that decides:
 
 * ok: the answer is parsed and returned;
 * retry: no answer, a 5xx, a 429, a body that is not JSON, or an error code the API uses for its
   own hiccups (DLI.0999 with HTTP 400). Retried with full-jitter backoff, or after
   ``Retry-After``, never past the deadline. A 429 without ``Retry-After`` is not retried at all:
   the gateway counts requests per window (a minute), so a retry a moment later lands in the same
-  window and burns quota. Its error carries ``resume_at``, the start of the next window (jittered),
-  for the credential hold-back to wait for;
+  window and burns quota. Its failure says when the next window begins (jittered), for the
+  credential hold-back to wait for;
 * auth: 401 or 403, or a token DLI cannot parse (DLI.0015 with HTTP 400). Retried once when the
-  auth object can fetch a fresh credential (an IAM token), else reported at once;
+  authorizer can fetch a fresh credential (an IAM token), else reported at once;
 * fatal: anything else, reported at once.
 
-Every request's timeout is capped by what is left before the deadline, so no call outlives the
-scrape that needs it. An answer is read as it arrives, and refused past
-``DLI_EXPORTER_MAX_RESPONSE_BYTES``. Failures raise :class:`~exporter.dli.errors.DliApiError`,
-which carries the HTTP status, the API's error code and message, and the ``X-Request-Id`` to
-quote to support.
+What happened is returned, never raised: the parsed value, or a
+:class:`~exporter.dli.errors.Failure` with the HTTP status, the API's error code and message, the
+``X-Request-Id`` to quote to support, and when a throttled caller may call again. Every request's
+timeout is capped by what is left of the deadline, so no call outlives the scrape that needs it.
+An answer is read as it arrives, and refused past ``DLI_EXPORTER_MAX_RESPONSE_BYTES``.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Mapping, MutableMapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
@@ -43,8 +43,9 @@ import urllib3
 from requests.adapters import HTTPAdapter
 
 from .. import __version__
+from ..domain import Clock, Deadline
 from . import schema
-from .errors import DliApiError, Outcome, classify, retry_after_seconds
+from .errors import Failure, Outcome, classify, retry_after_seconds
 
 log = logging.getLogger(__name__)
 
@@ -64,41 +65,55 @@ THROTTLE_WINDOW = 60.0  # the gateway's throttling window when a 429 does not sa
 THROTTLE_JITTER = 0.1  # up to this share of a window added, so that replicas do not return together
 BACKOFF_BASE = 0.2
 BACKOFF_CAP = 5.0
+LOGIN_TIMEOUT = 10.0  # an IAM login's own cap, whatever the request timeout
 
 
-class PreparedRequestLike(Protocol):
-    """What an auth object needs of a request (``requests.PreparedRequest`` fits)."""
+@dataclass(frozen=True)
+class Call:
+    """A request to make: every header it carries (all of them are signed), and whose it is for
+    the counters (``account``: the project id, or "" for calls of no project)."""
 
-    @property
-    def method(self) -> str | None: ...
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    account: str
+    body: bytes | None = None
 
-    @property
-    def url(self) -> str | None: ...
-
-    @property
-    def headers(self) -> MutableMapping[str, str]: ...
-
-    @property
-    def body(self) -> bytes | str | None: ...
+    @classmethod
+    def get(cls, url: str, account: str, headers: Mapping[str, str]) -> Call:
+        return cls("GET", url, {**HEADERS, **headers}, account)
 
 
-class Auth(Protocol):
-    """Signs a request (the contract of a ``requests`` auth callable), and hears of its refusal."""
+@dataclass(frozen=True)
+class Authorization:
+    """The headers that authorize one call, and which IAM token they carry (its generation; None
+    for a signature), so that a refusal drops that token and no newer one."""
 
-    def __call__(self, request: PreparedRequestLike) -> PreparedRequestLike: ...
+    headers: dict[str, str]
+    token: int | None = None
+    fresh: bool = False  # the token came from a login made for this very call
 
-    def reject(self, request_id: str) -> bool:
-        """The last request sent with this auth was refused (401/403; ``request_id`` is the
-        answer's): True when a fresh credential may succeed, so one more try is worth it."""
+
+class Authorizer(Protocol):
+    """Authorizes calls with one credential in one scope: an AK/SK signer, or an IAM token."""
+
+    def authorize(self, call: Call, deadline: Deadline) -> Authorization | Failure: ...
+
+    def refused(self, authorization: Authorization, request_id: str) -> bool:
+        """A call sent with ``authorization`` was refused (401/403): True when a fresh credential
+        may succeed, so one more try is worth it."""
         ...
 
 
-class CallStats(Protocol):
-    """Where calls are counted (the exporter's self-metrics)."""
+class Counter(Protocol):
+    """Where calls are counted: the exporter's self-metrics, which sit above the DLI side (this
+    Protocol is what keeps the DLI side from importing them)."""
 
-    def observe(self, project_id: str, code: str, seconds: float) -> None: ...
+    def observe(self, account: str, code: str, seconds: float) -> None: ...
 
-    def retried(self, project_id: str) -> None: ...
+    def retried(self, account: str) -> None: ...
+
+    def logged_in(self, account: str, code: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -107,31 +122,31 @@ class Answer:
 
     status: int
     reason: str
-    headers: Mapping[str, str]
-    payload: Any
+    headers: Mapping[str, str] = field(repr=False)
+    payload: Any = field(repr=False)
     request_id: str
 
-    def error(self, now: float) -> DliApiError:
-        """The error this answer stands for, when it is not what was asked for. ``now``: epoch
+    def failure(self, now: float) -> Failure:
+        """The failure this answer stands for, when it is not what was asked for. ``now``: epoch
         seconds, for a ``Retry-After`` given as a date."""
         code, msg = schema.error_fields(self.payload)
         retry_after = None
         if self.status == 429:
             retry_after = retry_after_seconds(self.headers.get(schema.RETRY_AFTER_HEADER), now)
-        return DliApiError(msg or self.reason or "error", classify(self.status, code, parsed=False),
-                           status=self.status, error_code=code, request_id=self.request_id, retry_after=retry_after)
+        return Failure(classify(self.status, code, parsed=False), msg or self.reason or "error", status=self.status,
+                       error_code=code, request_id=self.request_id, retry_after=retry_after)
 
 
 class Transport:
     """Calls to the DLI and IAM APIs over one pool of keep-alive connections. Thread-safe."""
 
-    def __init__(self, *, timeout: float, retries: int, pool_size: int, stats: CallStats,
-                 max_bytes: int = MAX_RESPONSE_BYTES, clock: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], float] = time.time) -> None:
+    def __init__(self, *, timeout: float, retries: int, pool_size: int, counter: Counter,
+                 max_bytes: int = MAX_RESPONSE_BYTES, clock: Clock = time.monotonic,
+                 wall: Clock = time.time) -> None:
         self._timeout = timeout
         self._max_bytes = max_bytes
         self._retries = retries
-        self._stats = stats
+        self._counter = counter
         self._clock = clock
         self._wall = wall
         self._closed = threading.Event()
@@ -143,72 +158,90 @@ class Transport:
     def __repr__(self) -> str:
         return f"Transport(timeout={self._timeout}, retries={self._retries})"
 
-    def fetch(self, url: str, *, project_id: str, auth: Auth, deadline: float, parse: Callable[[Any], T]) -> T:
-        """GET ``url`` and ``parse`` its JSON, retrying as :func:`classify` says, until ``deadline``.
+    def fetch(self, call: Call, authorizer: Authorizer, deadline: Deadline, parse: Callable[[Any], T]) -> T | Failure:
+        """``call`` sent, and its JSON ``parse``d, retrying as :func:`classify` says until ``deadline``.
 
         ``parse`` may raise :class:`schema.PayloadError`; its code classifies it like an error
         answer's (an ``is_success`` false with DLI.0999 is worth a retry)."""
         attempt = 0
         renewed = False
         while True:
-            try:
-                return self._fetch_once(url, project_id, auth, deadline, parse)
-            except DliApiError as err:
-                if err.outcome is Outcome.AUTH and not renewed and auth.reject(err.request_id):
-                    renewed = True  # e.g. an IAM token expired or was revoked: one more try with a fresh one
-                    continue
-                if err.outcome is not Outcome.RETRY:
-                    raise
-                delay = self._delay(attempt, err.retry_after)
-                if err.status == 429:
-                    err.resume_at = self._clock() + (delay if err.retry_after is not None else self._next_window())
-                    if err.retry_after is None:
-                        raise  # the same window would refuse a retry: wait for the next (the hold-back does)
-                if attempt >= self._retries or self._clock() + delay >= deadline:
-                    raise
-                log.debug("retrying", extra={"project_id": project_id, "delay": round(delay, 2), "error": str(err)})
-                self._stats.retried(project_id)
-                attempt += 1
-                if self._closed.wait(delay):
-                    raise
+            got, authorization = self._fetch_once(call, authorizer, deadline, parse)
+            if not isinstance(got, Failure):
+                return got
+            failure = got
+            if failure.outcome is Outcome.AUTH and authorization is not None and not renewed \
+                    and authorizer.refused(authorization, failure.request_id):
+                renewed = True  # e.g. an IAM token expired or was revoked: one more try with a fresh one
+                continue
+            if failure.outcome is not Outcome.RETRY or self._closed.is_set():
+                return failure
+            delay = self._delay(attempt, failure.retry_after)
+            if failure.throttled:
+                resume = delay if failure.retry_after is not None else self._next_window()
+                failure = replace(failure, resume_at=self._clock() + resume)
+                if failure.retry_after is None:
+                    return failure  # the same window would refuse a retry: wait for the next (the hold-back does)
+            if attempt >= self._retries or self._clock() + delay >= deadline.at:
+                return failure
+            log.debug("retrying", extra={"project_id": call.account, "delay": round(delay, 2), "error": str(failure)})
+            self._counter.retried(call.account)
+            attempt += 1
+            if self._closed.wait(delay):
+                return failure
 
-    def _fetch_once(self, url: str, project_id: str, auth: Auth, deadline: float, parse: Callable[[Any], T]) -> T:
-        request = _prepare("GET", url, {schema.PROJECT_HEADER: project_id}, None)
-        auth(request)  # signs every header present, so it comes last; an IAM login is not an API call
+    def _fetch_once(self, call: Call, authorizer: Authorizer, deadline: Deadline,
+                    parse: Callable[[Any], T]) -> tuple[T | Failure, Authorization | None]:
+        """One try: what it gave, and the authorization it was sent with (None: not sent)."""
         timeout = self._time_left(deadline, self._timeout)
+        if isinstance(timeout, Failure):
+            return timeout, None
+        authorization = authorizer.authorize(call, deadline)  # an IAM login is not an API call
+        if isinstance(authorization, Failure):
+            return authorization, None
         started = self._clock()
-        try:
-            answer = self._send(request, timeout=timeout)
-        except DliApiError as err:
+        answer = self._send(call.method, call.url, {**call.headers, **authorization.headers}, call.body,
+                            self._time_left(deadline, self._timeout))
+        if isinstance(answer, Failure):
             # An answer that came but was refused (too large) counts under its status.
-            self._stats.observe(project_id, str(err.status) if err.status else "error", self._clock() - started)
-            raise
-        self._stats.observe(project_id, str(answer.status), self._clock() - started)
+            self._counter.observe(call.account, str(answer.status or "error"), self._clock() - started)
+            return answer, authorization
+        self._counter.observe(call.account, str(answer.status), self._clock() - started)
         if answer.status != 200:
-            raise answer.error(self._wall())
+            return answer.failure(self._wall()), authorization
         if answer.payload is None:
-            raise DliApiError("the answer is not valid JSON", classify(200, decoded=False), status=200,
-                              request_id=answer.request_id)
+            return Failure(classify(200, decoded=False), "the answer is not valid JSON", status=200,
+                           request_id=answer.request_id), authorization
         try:
-            return parse(answer.payload)
+            return parse(answer.payload), authorization
         except schema.PayloadError as exc:
-            raise DliApiError(str(exc), classify(200, exc.code, parsed=False), status=200, error_code=exc.code,
-                              request_id=answer.request_id) from None
+            return Failure(classify(200, exc.code, parsed=False), str(exc), status=200, error_code=exc.code,
+                           request_id=answer.request_id), authorization
 
-    def post(self, url: str, body: bytes, *, deadline: float) -> Answer:
-        """One POST (an IAM login), no retries: the call that needs it retries as a whole.
+    def post(self, url: str, body: bytes, *, deadline: Deadline) -> Answer | Failure:
+        """One POST (an IAM login), no retries: the call that needs it retries as a whole. An
+        answer of any status is returned; a Failure when none came."""
+        timeout = self._time_left(deadline, min(self._timeout, LOGIN_TIMEOUT))
+        if isinstance(timeout, Failure):
+            return timeout
+        return self._send("POST", url, {**HEADERS}, body, timeout)
 
-        Raises DliApiError when no answer came; an answer of any status is returned."""
-        return self._send(_prepare("POST", url, {}, body), timeout=self._time_left(deadline, min(self._timeout, 10.0)))
-
-    def _time_left(self, deadline: float, cap: float) -> float:
-        """A call's timeout: what is left before ``deadline``, at most ``cap``; an error when nothing is."""
-        remaining = deadline - self._clock()
+    def _time_left(self, deadline: Deadline, cap: float) -> float | Failure:
+        """A call's timeout: what is left before ``deadline``, at most ``cap``; a Failure when nothing is."""
+        remaining = deadline.at - self._clock()
         if remaining <= 0 or self._closed.is_set():
-            raise DliApiError("scrape deadline reached before the call was made", Outcome.FATAL)
+            return Failure(Outcome.FATAL, "scrape deadline reached before the call was made")
         return min(cap, remaining)
 
-    def _send(self, request: requests.PreparedRequest, *, timeout: float) -> Answer:
+    def _send(self, method: str, url: str, headers: dict[str, str], body: bytes | None,
+              timeout: float | Failure) -> Answer | Failure:
+        if isinstance(timeout, Failure):  # the deadline passed while authorizing (an IAM login)
+            return timeout
+        request = requests.PreparedRequest()
+        request.prepare_method(method)
+        request.prepare_url(url, None)
+        request.prepare_headers(headers)
+        request.prepare_body(body, None)
         try:
             # Never redirected (the adapter does not follow): a Location header must not take the
             # token or the password elsewhere. The API never redirects; a 3xx is an error.
@@ -218,30 +251,31 @@ class Transport:
             finally:
                 resp.close()  # after a refused answer this drops the connection: the rest is never read
         except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
-            host = urlsplit(request.url or "").netloc
-            raise DliApiError(describe_connection_error(exc, host, timeout), classify(None)) from None
+            return Failure(classify(None), describe_connection_error(exc, urlsplit(url).netloc, timeout))
+        if isinstance(content, Failure):
+            return content
         payload = _json_or_none(content)
         request_id = resp.headers.get(schema.REQUEST_ID_HEADER, "") or schema.error_request_id(payload)
         return Answer(resp.status_code, resp.reason or "", resp.headers, payload, request_id)
 
-    def _read_capped(self, resp: requests.Response) -> bytearray:
-        """The body, decompressed, read a chunk at a time; a DliApiError (no retry: the next
-        answer would be as large) as soon as it is larger than the cap, declared or not."""
+    def _read_capped(self, resp: requests.Response) -> bytearray | Failure:
+        """The body, decompressed, read a chunk at a time; a Failure (no retry: the next answer
+        would be as large) as soon as it is larger than the cap, declared or not."""
         declared = resp.headers.get("Content-Length", "")
         encoded = resp.headers.get("Content-Encoding", "identity").lower() not in ("", "identity")
         if declared.isdigit() and not encoded and int(declared) > self._max_bytes:
-            raise self._too_large(resp)
+            return self._too_large(resp)
         content = bytearray()
         while chunk := resp.raw.read(READ_CHUNK, decode_content=True):
             content += chunk
             if len(content) > self._max_bytes:
-                raise self._too_large(resp)
+                return self._too_large(resp)
         return content
 
-    def _too_large(self, resp: requests.Response) -> DliApiError:
-        return DliApiError(f"the answer is larger than {self._max_bytes} bytes (DLI_EXPORTER_MAX_RESPONSE_BYTES); "
-                           "it was not read further", Outcome.FATAL, status=resp.status_code,
-                           request_id=resp.headers.get(schema.REQUEST_ID_HEADER, ""))
+    def _too_large(self, resp: requests.Response) -> Failure:
+        return Failure(Outcome.FATAL, f"the answer is larger than {self._max_bytes} bytes "
+                       "(DLI_EXPORTER_MAX_RESPONSE_BYTES); it was not read further", status=resp.status_code,
+                       request_id=resp.headers.get(schema.REQUEST_ID_HEADER, ""))
 
     @staticmethod
     def _next_window() -> float:
@@ -258,15 +292,6 @@ class Transport:
         """Stop retrying and waiting, and close the connections."""
         self._closed.set()
         self._adapter.close()
-
-
-def _prepare(method: str, url: str, headers: dict[str, str], body: bytes | None) -> requests.PreparedRequest:
-    request = requests.PreparedRequest()
-    request.prepare_method(method)
-    request.prepare_url(url, None)
-    request.prepare_headers({**HEADERS, **headers})
-    request.prepare_body(body, None)
-    return request
 
 
 def _json_or_none(content: bytes | bytearray) -> Any:

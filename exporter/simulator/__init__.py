@@ -2,10 +2,11 @@
 
 It shares no code with the exporter's DLI side (client, signer or parser), so it cannot share
 their mistakes: signatures are verified by its own implementation of SDK-HMAC-SHA256, from the
-algorithm's description. It serves the list-jobs API (paging, order, filters, ``show_detail``)
-and IAM password login, evolves its jobs over time (statuses change, restarts go up) and has
-fault knobs for tests: latency, error answers on given pages, 429 with Retry-After, truncated
-JSON, hangs, dropped connections and expired tokens. It is never kinder than the documented API:
+algorithm's description. It serves the list-jobs API (paging, order, filters, ``show_detail``),
+the queue list (``queue_type``, SQL queues by default) and IAM password login, evolves its jobs
+over time (statuses change, restarts go up) and has fault knobs for tests, each for the jobs or
+the queues: latency, error answers on given pages, 429 with Retry-After, truncated JSON, hangs,
+dropped connections and expired tokens. It is never kinder than the documented API:
 each view carries only its own fields, and its gateway locks keys after failed authentications
 and throttles per window (:mod:`.gateway`).
 
@@ -24,12 +25,15 @@ from .data import (
     DEMO_PROJECTS,
     DEMO_REGIONS,
     DEMO_SK,
+    FULL_QUEUE,
     JOB_TYPES,
     QUEUES,
     RUN_MODES,
     STATUSES,
     demo_projects,
+    demo_queues,
     make_job,
+    queues_for,
     synthetic_projects,
 )
 from .gateway import Gateway
@@ -37,6 +41,6 @@ from .model import Fault, Recorded
 from .service import Simulator
 from .signature import sign_request
 
-__all__ = ["DEMO_AK", "DEMO_PROJECTS", "DEMO_REGIONS", "DEMO_SK", "JOB_TYPES", "QUEUES", "RUN_MODES", "STATUSES",
-           "Fault", "Gateway", "Recorded", "Simulator", "demo_projects", "make_job", "sign_request",
-           "synthetic_projects"]
+__all__ = ["DEMO_AK", "DEMO_PROJECTS", "DEMO_REGIONS", "DEMO_SK", "FULL_QUEUE", "JOB_TYPES", "QUEUES", "RUN_MODES",
+           "STATUSES", "Fault", "Gateway", "Recorded", "Simulator", "demo_projects", "demo_queues", "make_job",
+           "queues_for", "sign_request", "synthetic_projects"]

@@ -11,7 +11,9 @@ STATUSES = ("job_init", "job_submitting", "job_submit_fail", "job_running", "job
             "job_downloading", "job_idle", "job_canceling", "job_cancel_success", "job_cancel_fail",
             "job_savepointing", "job_arrearage_stopped", "job_arrearage_recovering", "job_finish")
 RUN_MODES = ("shared_cluster", "exclusive_cluster", "edge_node")
-QUEUES = ("default", "etl_queue", "realtime_queue", "analytics_queue")
+QUEUES = ("etl_queue", "realtime_queue", "analytics_queue")  # general queues: where Flink jobs run
+FULL_QUEUE = "realtime_queue"  # in the demo's first project, its running jobs ask every CU it has
+SQL_QUEUE = "default"  # every project has it: an SQL queue, which the list hides unless asked for all
 USERS = ("alice", "bob", "data_team")
 STATUS_WEIGHTS = {
     "job_running": 30, "job_running_exception": 3, "job_submit_fail": 2, "job_arrearage_stopped": 1,
@@ -129,7 +131,73 @@ def demo_projects(seed: int = 7, sizes: tuple[int, ...] = (48, 24),
             job["start_time"], job["duration"], job["restart_times"] = 0, 0, 0
         else:
             job["start_time"] = job["start_time"] or job["create_time"] + 60000
+    _fill_queue(first, 15 + len(STATUSES), now_ms)
     return projects
+
+
+def _fill_queue(jobs: list[dict[str, Any]], start: int, now_ms: int) -> None:
+    """FULL_QUEUE: three running jobs from ``start`` on asking 16 + 8 + 8 CUs, all the queue has
+    (see demo_queues), and one job waiting for CUs in job_submitting; every other job moves off it."""
+    full, waiting = jobs[start:start + 3], jobs[start + 3]
+    for job in jobs:
+        if job["queue_name"] == FULL_QUEUE:
+            job["queue_name"] = QUEUES[0]
+    for job, cus in zip(full, (16, 8, 8), strict=True):
+        job.update(queue_name=FULL_QUEUE, status="job_running", _pinned_status="job_running",
+                   start_time=job["start_time"] or job["create_time"] + 60000)
+        job["duration"] = max(0, now_ms - job["start_time"])
+        job["job_config"].update(cu_number=cus, real_cu_number=0)
+    waiting.update(queue_name=FULL_QUEUE, status="job_submitting", _pinned_status="job_submitting",
+                   name="orders-enrich-backfill", start_time=0, duration=0, restart_times=0)
+
+
+def demo_queues(projects: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+    """Each demo project's queues: those its jobs run on (FULL_QUEUE, in the first, exactly as
+    large as its running jobs ask), and the SQL queue, restarting in the second project."""
+    out = {}
+    for index, (pid, jobs) in enumerate(projects.items()):
+        queues = queues_for(jobs, seed=index)
+        for queue in queues:
+            if index == 0 and queue["queue_name"] == FULL_QUEUE:
+                queue["cu_count"] = sum(_cus(j) for j in jobs if j["queue_name"] == FULL_QUEUE
+                                        and j["status"] == "job_running")
+                queue["cu_scale_in_limit"] = queue["cu_scale_out_limit"] = queue["cu_count"]
+            if index == 1 and queue["queue_name"] == SQL_QUEUE:
+                queue["is_restarting"] = True
+        out[pid] = queues
+    return out
+
+
+def _cus(job: dict[str, Any]) -> int:
+    config = job.get("job_config") or {}
+    return int(config.get("real_cu_number") or config.get("cu_number") or 0)
+
+
+def queues_for(jobs: list[dict[str, Any]], seed: int = 0) -> list[dict[str, Any]]:
+    """Plausible queues for ``jobs``: a general queue for each queue they name, large enough for
+    all of them at once, and the SQL queue. Fields as the SDK's queue model has them, some left
+    out (no scaling limits on a queue that does not scale, no pool where there is none)."""
+    rng = random.Random(seed)
+    names = sorted({str(j.get("queue_name")) for j in jobs if j.get("queue_name")} - {SQL_QUEUE})
+    queues = [_queue(rng, SQL_QUEUE, "sql", 16, engine="spark", mode=0)]
+    for i, name in enumerate(names):
+        cus = max(16, -(-sum(_cus(j) for j in jobs if j.get("queue_name") == name) // 16) * 16)
+        queue = _queue(rng, name, "general", cus, engine="flink", mode=i % 2 or 1)
+        if i % 3 == 2:
+            queue["elastic_resource_pool_name"] = f"pool_{name.split('_')[0]}"
+            queue["resource_mode"] = 0
+        if i % 2 == 0:
+            queue.update(cu_scale_in_limit=16, cu_scale_out_limit=cus * 2)
+        queues.append(queue)
+    return queues
+
+
+def _queue(rng: random.Random, name: str, queue_type: str, cus: int, *, engine: str, mode: int) -> dict[str, Any]:
+    return {"queue_id": rng.randint(1000, 9999), "queue_name": name, "description": f"{queue_type} queue {name}",
+            "owner": "data_team", "engine": engine, "create_time": 1_690_000_000_000 + rng.randint(0, 10**9),
+            "queue_type": queue_type, "cu_count": cus, "charging_mode": 1, "resource_id": f"{rng.getrandbits(64):016x}",
+            "enterprise_project_id": "0", "resource_mode": mode, "platform": "x86_64", "is_restarting": False,
+            "labels": "multi_az=2", "feature": "basic", "queue_resource_type": "vm", "cu_spec": cus}
 
 
 def synthetic_projects(jobs: int, projects: int = 1, seed: int = 1) -> dict[str, list[dict[str, Any]]]:

@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 
 # The list API, optionally under a region prefix (/cn-north-4/v1.0/...): one simulator then plays
 # the endpoints of several regions, as DLI_EXPORTER_ENDPOINT=http://127.0.0.1:PORT/{region} asks.
-LIST_PATH = re.compile(r"^(?:/([a-z0-9]+(?:-[a-z0-9]+)+))?/v1\.0/([^/]+)/streaming/jobs/?$")
+LIST_PATH = re.compile(r"^(?:/([a-z0-9]+(?:-[a-z0-9]+)+))?/v1\.0/([^/]+)/(streaming/jobs|queues)/?$")
+RESOURCES = {"streaming/jobs": "jobs", "queues": "queues"}
 TOKEN_PATH = "/v3/auth/tokens"  # noqa: S105  (a path, not a secret)
 
 
@@ -95,11 +96,12 @@ class Handler(BaseHTTPRequestHandler):
             return
         project_id = unquote(match.group(2))
         record.region = match.group(1) or ""
+        resource = RESOURCES[match.group(3)]
         try:
             page = int(query.get("offset", "0")) // max(1, int(query.get("limit", "10")))
         except ValueError:
             page = None
-        faults = sim._take_faults(project_id, page)
+        faults = sim._take_faults(resource, project_id, page)
         for fault in faults:
             if fault.kind in ("hang", "latency"):
                 sim._stop.wait(fault.seconds)
@@ -147,7 +149,10 @@ class Handler(BaseHTTPRequestHandler):
         if "bad_shape" in kinds:
             self._send(200, b'{"is_success": "true", "job_list": "none"}', request_id, {}, record)
             return
-        status, answer = sim.list_jobs(project_id, query, record.region)
+        if resource == "queues":
+            status, answer = sim.list_queues(project_id, query, record.region)
+        else:
+            status, answer = sim.list_jobs(project_id, query, record.region)
         if "sloppy_types" in kinds and status == 200:
             answer = _sloppy_types(answer)
         if "wrong_types" in kinds and status == 200:

@@ -8,8 +8,10 @@ from dataclasses import dataclass, field
 
 @dataclass
 class Fault:
-    """One injected fault. It applies to requests matching ``project_id`` and ``page`` (None: any);
-    ``times`` is how many matching requests it hits (None: all of them).
+    """One injected fault. It applies to requests of ``resource`` (``jobs``, ``queues``, or None
+    for any) matching ``project_id`` and ``page`` (None: any); ``times`` is how many matching
+    requests it hits (None: all of them). Each resource has its own faults: a fault of the jobs
+    leaves the queues alone, and the reverse.
 
     kinds: ``error`` (``status`` with a DLI or API-gateway error body), ``rate_limit`` (429 with
     ``Retry-After: retry_after``, or ``retry_after_header`` as it is), ``truncate`` (a 200 whose
@@ -27,6 +29,7 @@ class Fault:
 
     kind: str
     project_id: str | None = None
+    resource: str | None = "jobs"
     page: int | None = None
     times: int | None = None
     status: int = 500
@@ -39,8 +42,10 @@ class Fault:
     size: int = 0
     chunked: bool = False
 
-    def matches(self, project_id: str | None, page: int | None) -> bool:
+    def matches(self, resource: str, project_id: str | None, page: int | None) -> bool:
         if self.times is not None and self.times <= 0:
+            return False
+        if self.resource is not None and self.resource != resource:
             return False
         if self.project_id is not None and self.project_id != project_id:
             return False

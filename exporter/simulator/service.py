@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from http.server import ThreadingHTTPServer
 from typing import Any
 
-from .data import DEMO_AK, DEMO_SK, JOB_TYPES
+from .data import DEMO_AK, DEMO_SK, JOB_TYPES, queues_for
 from .gateway import Gateway
 from .handler import Handler as BaseHandler
 from .model import Fault, Recorded
@@ -33,11 +33,15 @@ class Simulator:
                  iam_users: dict[tuple[str, str], str] | None = None, latency: float = 0.0,
                  evolve: bool = False, evolve_every: float = 5.0, seed: int = 0, token_ttl: float = 24 * 3600,
                  live_durations: bool = False, sparse_summary: bool = False,
-                 gateway: Gateway | None = None, regions: dict[str, str] | None = None) -> None:
+                 gateway: Gateway | None = None, regions: dict[str, str] | None = None,
+                 queues: dict[str, list[dict[str, Any]]] | None = None) -> None:
         self.sparse_summary = sparse_summary
         self.regions = dict(regions or {})  # project id -> its region: found only under that prefix
         self.gateway = gateway if gateway is not None else Gateway()
         self.projects: dict[str, list[dict[str, Any]]] = projects if projects is not None else {}
+        # Each project's queues: as given, else those its jobs name (and the SQL queue).
+        self.queues: dict[str, list[dict[str, Any]]] = (
+            dict(queues) if queues is not None else {pid: queues_for(jobs) for pid, jobs in self.projects.items()})
         self.credentials = dict(credentials if credentials is not None else {DEMO_AK: DEMO_SK})
         self.temporary = dict(temporary or {})  # ak -> the security token it must come with
         self.iam_users = dict(iam_users or {})  # (domain, user) -> password
@@ -114,17 +118,22 @@ class Simulator:
     def set_jobs(self, project_id: str, jobs: list[dict[str, Any]]) -> None:
         with self._lock:
             self.projects[project_id] = jobs
+            self.queues.setdefault(project_id, queues_for(jobs))
             self._selections.clear()
+
+    def set_queues(self, project_id: str, queues: list[dict[str, Any]]) -> None:
+        with self._lock:
+            self.queues[project_id] = queues
 
     def recorded(self, path_prefix: str = "/v1.0/") -> list[Recorded]:
         with self._lock:
             return [r for r in self.requests if r.path.startswith(path_prefix)]
 
-    def _take_faults(self, project_id: str | None, page: int | None) -> list[Fault]:
+    def _take_faults(self, resource: str, project_id: str | None, page: int | None) -> list[Fault]:
         with self._lock:
             hit = []
             for fault in self.faults:
-                if fault.matches(project_id, page):
+                if fault.matches(resource, project_id, page):
                     if fault.times is not None:
                         fault.times -= 1
                     hit.append(fault)
@@ -213,6 +222,34 @@ class Simulator:
             "message": "Querying of the job list succeeds.",
             "job_list": {"total_count": len(selected), "jobs": rendered},
         }
+
+    def list_queues(self, project_id: str, query: dict[str, str], region: str = "") -> tuple[int, dict[str, Any]]:
+        """The queue list's answer: only SQL queues unless another ``queue_type`` is asked for
+        (as documented), ``is_success`` a bool (unlike the job list's string), and a general
+        queue's ``used_cu`` the CUs its running jobs ask."""
+        queue_type = query.get("queue_type", "sql")
+        if queue_type not in ("sql", "general", "all"):
+            return 400, {"error_code": "DLI.0001", "error_msg": "Parameter queue_type is invalid."}
+        with self._lock:
+            queues = self.queues.get(project_id)
+            home = self.regions.get(project_id)
+            if queues is None or (region and home is not None and home != region):
+                return 404, {"error_code": "DLI.0023", "error_msg": f"Project {project_id} not found."}
+            used: dict[str, int] = {}
+            for job in self.projects.get(project_id, []):
+                if job.get("status") == "job_running":
+                    config = job.get("job_config") or {}
+                    cus = int(config.get("real_cu_number") or config.get("cu_number") or 0)
+                    used[str(job.get("queue_name"))] = used.get(str(job.get("queue_name")), 0) + cus
+            rendered = []
+            for queue in queues:
+                if queue_type != "all" and queue.get("queue_type") != queue_type:
+                    continue
+                out = dict(queue)
+                if out.get("queue_type") == "general":
+                    out["used_cu"] = float(used.get(str(out.get("queue_name")), 0))
+                rendered.append(out)
+        return 200, {"is_success": True, "message": "", "queues": rendered}
 
     def login(self, body: Any) -> tuple[int, dict[str, Any], dict[str, str]]:
         try:

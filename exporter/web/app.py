@@ -1,10 +1,12 @@
-"""The routes: ``/metrics``, ``/healthz`` and a landing page, as a WSGI application.
+"""The routes: ``/metrics``, ``/probe``, ``/healthz`` and a landing page, as a WSGI application.
 
-``/metrics`` honours ``X-Prometheus-Scrape-Timeout-Seconds``: it builds the scrape's request with
-a deadline a little before Prometheus gives up and passes it down, so the answer (with
-``dli_up 0`` for unfinished projects) arrives in time instead of not at all. Content negotiation
-is prometheus-client's; the rendering is :mod:`exporter.render`'s, with prometheus-client's own
-encoder kept for a format we have no fast path for.
+``/metrics`` and ``/probe`` honour ``X-Prometheus-Scrape-Timeout-Seconds``: the route makes the
+scrape's one :class:`~exporter.domain.Deadline`, a little before Prometheus gives up, and passes
+it down, so the answer (with ``dli_up 0`` for unfinished projects) arrives in time instead of
+not at all. A header that is not a positive finite number is ignored (the configured timeout
+applies), and none is taken past :data:`~exporter.domain.MAX_SCRAPE_TIMEOUT`: no scrape goes
+without a deadline. Content negotiation is prometheus-client's; the rendering is
+:mod:`exporter.render`'s.
 """
 
 from __future__ import annotations
@@ -14,15 +16,17 @@ import logging
 import math
 import time
 import zlib
-from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from prometheus_client.exposition import gzip_accepted
 
 from .. import __version__
-from ..domain import ScrapeRequest
-from ..probe import ProbeRefused
-from ..render import FamilyLike, Format, ValueFormatter, negotiate, render_chunks
+from ..collector import DliCollector
+from ..domain import MAX_SCRAPE_TIMEOUT, Clock, Deadline, Target
+from ..probe import ProbeRefused, Probes
+from ..render import ValueFormatter, negotiate, render_chunks
+from .replies import HEALTH_PATH, StartResponse, plain, reply
 
 log = logging.getLogger(__name__)
 
@@ -31,40 +35,24 @@ GZIP_WBITS = 31  # zlib's window bits for a gzip wrapper
 # Time kept back from Prometheus' scrape timeout for rendering and the network.
 DEADLINE_MARGIN = 0.5
 
-StartResponse = Callable[..., Any]
-
-
-class Families(Protocol):
-    """What ``/metrics`` serves: one scrape's families (the collector)."""
-
-    def fast_families(self, fmt: Format, scrape: ScrapeRequest | None = None,
-                      escaping: str = "underscores") -> list[Any]: ...
-
-    def families(self, scrape: ScrapeRequest | None = None) -> list[Any]: ...
-
-
-class ProbeSource(Protocol):
-    """What ``/probe`` serves: the families of the target a query names (ProbeRefused if none)."""
-
-    def collector(self, query: str) -> Families: ...
-
 
 def scrape_timeout(header: str | None, default: float) -> float:
-    """The scrape's timeout: Prometheus' header when it is a positive number, else the default."""
-    timeout = default
+    """The scrape's timeout: Prometheus' header when it is a positive finite number (at most
+    MAX_SCRAPE_TIMEOUT), else the default."""
     if header:
         try:
             value = float(header)
         except ValueError:
             value = math.nan
         if math.isfinite(value) and value > 0:
-            timeout = value
-    return timeout
+            return min(value, MAX_SCRAPE_TIMEOUT)
+    return default
 
 
-def scrape_budget(timeout: float) -> float:
-    """Seconds a scrape may spend on sweeping: its timeout less a margin for rendering."""
-    return timeout - min(DEADLINE_MARGIN, timeout * 0.2)
+def scrape_deadline(header: str | None, default: float, clock: Clock = time.monotonic) -> Deadline:
+    """The one deadline of a scrape: its timeout less a margin for rendering and the network."""
+    timeout = scrape_timeout(header, default)
+    return Deadline(clock() + timeout - min(DEADLINE_MARGIN, timeout * 0.2), timeout, clock)
 
 
 def _landing_page() -> bytes:
@@ -78,22 +66,13 @@ def _landing_page() -> bytes:
     ).encode()
 
 
-class _Prebuilt:
-    """Families already built for this scrape, in the shape prometheus-client's encoders read."""
-
-    def __init__(self, families: Iterable[Any]) -> None:
-        self._families = list(families)
-
-    def collect(self) -> Iterable[Any]:
-        return [family.to_metric() for family in self._families]
-
-
 class MetricsApp:
-    """The WSGI application."""
+    """The WSGI application: ``/metrics`` for ``targets``, ``/probe`` for the one a query names."""
 
-    def __init__(self, collector: Families, default_timeout: float, probes: ProbeSource | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, collector: DliCollector, targets: Sequence[Target], default_timeout: float,
+                 probes: Probes | None = None, clock: Clock = time.monotonic) -> None:
         self._collector = collector
+        self._targets = tuple(targets)
         self._probes = probes
         self._formatter = ValueFormatter()
         self._default_timeout = default_timeout
@@ -106,46 +85,39 @@ class MetricsApp:
         except Exception as exc:  # noqa: BLE001  (a bug answers 500 and logs one line, no traceback on stderr)
             log.error("request failed", extra={"path": environ.get("PATH_INFO", ""),
                                                "error": f"{type(exc).__name__}: {exc}"})
-            return self._reply(start_response, "500 Internal Server Error", b"internal error\n")
+            return plain(start_response, "500 Internal Server Error", "internal error")
 
     def _route(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO") or "/"
         method = environ.get("REQUEST_METHOD", "GET")
         if method not in ("GET", "HEAD"):
-            return self._reply(start_response, "405 Method Not Allowed", b"method not allowed\n",
-                               extra=[("Allow", "GET, HEAD")])
+            return plain(start_response, "405 Method Not Allowed", extra=[("Allow", "GET, HEAD")])
         if path == "/metrics":
-            return self._metrics(environ, start_response, self._collector)
+            return self._metrics(environ, start_response, self._targets, exporter_wide=True)
         if path == "/probe" and self._probes is not None:
             try:
-                collector = self._probes.collector(environ.get("QUERY_STRING", ""))
+                target = self._probes.target(environ.get("QUERY_STRING", ""))
             except ProbeRefused as refused:
                 status = "403 Forbidden" if refused.status == 403 else "400 Bad Request"
-                return self._reply(start_response, status, f"{refused.reason}\n".encode())
-            return self._metrics(environ, start_response, collector)
-        if path == "/healthz":
+                return plain(start_response, status, refused.reason)
+            return self._metrics(environ, start_response, (target,), exporter_wide=False)
+        if path == HEALTH_PATH:
             # Liveness only: it must not cost an API call, or probes would spend the API's quota.
-            return self._reply(start_response, "200 OK", b"ok\n")
+            return plain(start_response, "200 OK", "ok")
         if path == "/":
-            return self._reply(start_response, "200 OK", self._landing, "text/html; charset=utf-8")
-        return self._reply(start_response, "404 Not Found", b"not found\n")
+            return reply(start_response, "200 OK", self._landing, "text/html; charset=utf-8")
+        return plain(start_response, "404 Not Found")
 
-    def scrape_request(self, environ: dict[str, Any]) -> ScrapeRequest:
-        timeout = scrape_timeout(environ.get("HTTP_X_PROMETHEUS_SCRAPE_TIMEOUT_SECONDS"), self._default_timeout)
-        return ScrapeRequest(self._clock() + scrape_budget(timeout), timeout)
-
-    def _metrics(self, environ: dict[str, Any], start_response: StartResponse,
-                 collector: Families) -> Iterable[bytes]:
-        scrape = self.scrape_request(environ)
-        negotiated, encoder, content_type = negotiate(environ.get("HTTP_ACCEPT", ""))
-        chunks: Iterable[bytes]
-        if negotiated is None:  # a format prometheus-client knows and we do not: its own encoder
-            chunks = [encoder(_Prebuilt(collector.families(scrape)))]
-        else:
-            self._formatter.start_render()
-            families: list[FamilyLike] = collector.fast_families(self._formatter, scrape, negotiated.escaping)
-            chunks = render_chunks(families, negotiated, self._formatter)
-            del families  # the chunks consume it: each family is freed once written
+    def _metrics(self, environ: dict[str, Any], start_response: StartResponse, targets: Sequence[Target], *,
+                 exporter_wide: bool) -> Iterable[bytes]:
+        deadline = scrape_deadline(environ.get("HTTP_X_PROMETHEUS_SCRAPE_TIMEOUT_SECONDS"), self._default_timeout,
+                                   self._clock)
+        negotiated = negotiate(environ.get("HTTP_ACCEPT", ""))
+        self._formatter.start_render()
+        families = self._collector.families(targets, deadline, self._formatter, negotiated.escaping,
+                                            exporter_wide=exporter_wide)
+        chunks = render_chunks(families, negotiated, self._formatter)
+        del families  # the chunks consume it: each family is freed once written
         headers = []
         if gzip_accepted(environ.get("HTTP_ACCEPT_ENCODING", "")):
             # Compressed family by family, never holding the whole text. Level 1: a third of
@@ -155,12 +127,4 @@ class MetricsApp:
             headers.append(("Content-Encoding", "gzip"))
         else:
             output = b"".join(chunks)
-        return self._reply(start_response, "200 OK", output, content_type, extra=headers)
-
-    @staticmethod
-    def _reply(start_response: StartResponse, status: str, body: bytes,
-               content_type: str = "text/plain; charset=utf-8",
-               extra: list[tuple[str, str]] | None = None) -> list[bytes]:
-        headers = [("Content-Type", content_type), ("Content-Length", str(len(body))), *(extra or [])]
-        start_response(status, headers)
-        return [body]
+        return reply(start_response, "200 OK", output, negotiated.content_type, extra=headers)

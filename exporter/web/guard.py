@@ -16,14 +16,14 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import bcrypt
 
 from .config import WebConfig, WebConfigSource
+from .replies import UNGUARDED, StartResponse, WsgiApp, plain
 
-OPEN_PATHS = frozenset({"/healthz"})  # probes must work without credentials
 
 class _Bucket:
     """A token bucket: ``burst`` requests at once, then one per ``interval``."""
@@ -52,7 +52,7 @@ class Passwords:
     credentials on every scrape. One check runs at a time, so bad guesses cannot eat every core."""
 
     # For unknown users: the same work and the same answer as a wrong password. The password is
-    # random, but even it must not let an unknown user in (check() refuses unknown users first).
+    # random, but even it must not let an unknown user in (verify() refuses unknown users first).
     DUMMY_PASSWORD = secrets.token_urlsafe(16)
     _DUMMY = bcrypt.hashpw(DUMMY_PASSWORD.encode(), bcrypt.gensalt(4))
 
@@ -61,7 +61,7 @@ class Passwords:
         self._seen: OrderedDict[bytes, bool] = OrderedDict()
         self._size = size
 
-    def check(self, users: Mapping[str, bytes], user: str, password: str) -> bool:
+    def verify(self, users: Mapping[str, bytes], user: str, password: str) -> bool:
         hashed = users.get(user)
         secret = password.encode("utf-8", "surrogateescape")
         # The key is a digest, so no password is held in memory past this call.
@@ -81,11 +81,7 @@ class Passwords:
             return ok
 
 
-StartResponse = Callable[..., Any]
-WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
-
-
-class Protected:
+class WebGuard:
     """WSGI middleware: rate limit, basic auth and extra headers from the current web config."""
 
     def __init__(self, app: WsgiApp, source: WebConfigSource) -> None:
@@ -103,12 +99,12 @@ class Protected:
                 return inner(status, [*headers, *config.headers], *exc)
 
         path = environ.get("PATH_INFO") or "/"
-        if path not in OPEN_PATHS:
+        if path not in UNGUARDED:
             if config.rate_interval > 0 and not self._bucket.take(config.rate_interval, config.rate_burst):
-                return _deny(start_response, "429 Too Many Requests", [])
+                return plain(start_response, "429 Too Many Requests")
             if config.users and not self._authorized(config, environ.get("HTTP_AUTHORIZATION", "")):
-                return _deny(start_response, "401 Unauthorized",
-                             [("WWW-Authenticate", 'Basic realm="dli-exporter", charset="UTF-8"')])
+                return plain(start_response, "401 Unauthorized",
+                             extra=[("WWW-Authenticate", 'Basic realm="dli-exporter", charset="UTF-8"')])
         return self._app(environ, start_response)
 
     def _authorized(self, config: WebConfig, header: str) -> bool:
@@ -119,14 +115,8 @@ class Protected:
             decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError):
             return False
+        # At the first colon: a user name has none, a password may (RFC 7617).
         user, sep, password = decoded.partition(":")
         if not sep:
             return False
-        return self._passwords.check(config.users, user, password)
-
-
-def _deny(start_response: StartResponse, status: str, extra: list[tuple[str, str]]) -> list[bytes]:
-    body = (status.split(" ", 1)[1].lower() + "\n").encode()
-    start_response(status, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body))),
-                            *extra])
-    return [body]
+        return self._passwords.verify(config.users, user, password)

@@ -17,15 +17,12 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from .replies import UNGUARDED, StartResponse, WsgiApp, plain
+
 log = logging.getLogger(__name__)
 
 HEADER_TIMEOUT = 10.0  # seconds from accepting a connection to having its request line and headers
 MAX_CONNECTIONS = 1024  # connections served at once; more are closed at once (each holds a thread)
-DEFAULT_MAX_REQUESTS = 40  # requests in flight; more get 503 (node_exporter's default)
-EXEMPT = frozenset({"/healthz"})  # liveness must not fail because scrapes are busy
-
-StartResponse = Callable[..., Any]
-WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
 class HeaderDeadlines:
@@ -87,16 +84,13 @@ class InFlightLimit:
         self._app = app
         self.limit = limit
         self._slots = threading.BoundedSemaphore(limit) if limit > 0 else None
-        self._body = f"too many requests in flight (--web.max-requests={limit}); try again later\n".encode()
+        self._busy = f"too many requests in flight (--web.max-requests={limit}); try again later"
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        if self._slots is None or environ.get("PATH_INFO") in EXEMPT:
+        if self._slots is None or environ.get("PATH_INFO") in UNGUARDED:
             return self._app(environ, start_response)
         if not self._slots.acquire(blocking=False):
-            start_response("503 Service Unavailable", [("Content-Type", "text/plain; charset=utf-8"),
-                                                       ("Content-Length", str(len(self._body))),
-                                                       ("Retry-After", "1")])
-            return [self._body]
+            return plain(start_response, "503 Service Unavailable", self._busy, extra=[("Retry-After", "1")])
         try:
             # Our routes answer with a finished list of bytes: the request is over when this returns.
             return list(self._app(environ, start_response))

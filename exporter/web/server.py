@@ -17,7 +17,7 @@ import sys
 import threading
 from socketserver import ThreadingMixIn
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 from . import limits
 from .config import HANDSHAKE_TIMEOUT, WebConfigSource, verify_client_sans
@@ -57,7 +57,7 @@ class Handler(WSGIRequestHandler):
 class ThreadingServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True
     allow_reuse_address = True
-    web: WebConfigSource | None = None  # set when TLS is on: its certificates may be rotated
+    tls_source: WebConfigSource | None = None  # when TLS is on: the web config, whose certificates may be rotated
     _tls: ssl.SSLContext | None = None
     deadlines: limits.HeaderDeadlines
     max_connections = limits.MAX_CONNECTIONS
@@ -65,9 +65,9 @@ class ThreadingServer(ThreadingMixIn, WSGIServer):
     # accepted instead of having its SYNs dropped, which clients retry only after a second or more.
     request_queue_size = 1024
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, header_timeout: float = limits.HEADER_TIMEOUT, **kwargs: Any) -> None:
         # Before the base class binds: a failed bind calls server_close, which closes these.
-        self.deadlines = limits.HeaderDeadlines(limits.HEADER_TIMEOUT)
+        self.deadlines = limits.HeaderDeadlines(header_timeout)
         self._connections = 0
         self._count_lock = threading.Lock()
         super().__init__(*args, **kwargs)
@@ -101,11 +101,15 @@ class ThreadingServer(ThreadingMixIn, WSGIServer):
         super().server_close()
         self.deadlines.close()
 
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls_source is not None else "http"
+
     def finish_request(self, request: Any, client_address: Any) -> None:
-        if self.web is None:
+        if self.tls_source is None:
             super().finish_request(request, client_address)
             return
-        config = self.web.current()
+        config = self.tls_source.current()
         # TLS stays on for the life of the process; a reload only brings new certificates.
         self._tls = config.tls or self._tls
         if self._tls is None:
@@ -138,11 +142,13 @@ class ThreadingServer6(ThreadingServer):
     address_family = socket.AF_INET6
 
 
-def make(host: str, port: int, app: Any, web: WebConfigSource | None) -> WSGIServer:
+def make(host: str, port: int, app: Any, web: WebConfigSource | None,
+         header_timeout: float = limits.HEADER_TIMEOUT) -> ThreadingServer:
     """A bound server for ``app`` (not serving yet); TLS when the web configuration has it.
     Raises OSError when the address cannot be bound."""
     server_class = ThreadingServer6 if ":" in host else ThreadingServer
-    server = make_server(host, port, app, server_class=server_class, handler_class=Handler)
+    server = server_class((host, port), Handler, header_timeout=header_timeout)
+    server.set_app(app)
     if web is not None and web.current().tls is not None:
-        server.web = web
+        server.tls_source = web
     return server

@@ -11,7 +11,7 @@ import time
 
 import requests
 
-from exporter.main import Exporter
+from exporter.wiring import Exporter
 from exporter.simulator import Gateway, Simulator, synthetic_projects
 from tests.helpers import jobs, running_exporter, settings_for
 

@@ -1,7 +1,9 @@
-"""Wiring and signals: settings → DLI side → sweeper → collector → routes → HTTP server.
+"""Wiring and signals: settings → DLI side → resources → sweeper → collector → routes → server.
 
 :func:`build_exporter` is the factory (bound, not serving); :func:`serve` runs it until SIGTERM or
-SIGINT and returns the exit code.
+SIGINT and returns the exit code. This is the one place that turns settings into the parts that
+run: the DLI side (:func:`build_api`, which ``--check`` uses too) and every registered resource
+the settings switch on.
 """
 
 from __future__ import annotations
@@ -10,41 +12,42 @@ import logging
 import signal
 import sys
 import threading
+from functools import partial
 from types import FrameType
 from typing import Any
-from wsgiref.simple_server import WSGIServer
 
 from . import __version__
-from .collector import DliCollector
+from .collector import DliCollector, Exposed
 from .dli.api import DliApi
+from .dli.transport import Counter
 from .domain import Target
+from .environment import config_failure
 from .listen import parse_listen_address
 from .logs import one_line
 from .probe import Probes
+from .resources import REGISTERED, Source
 from .selfmetrics import ApiStats
-from .settings import ConfigError, Settings
-from .sweeper import MAX_WORKERS, Sweeper
-from .views import Views
+from .settings import EXIT_CONFIG, ConfigError, Settings
+from .sweeper import Sweeper, Swept
 from .web import server as http_server
 from .web.app import MetricsApp
 from .web.config import WebConfigError, WebConfigSource
-from .web.guard import Protected
+from .web.guard import WebGuard
 from .web.limits import InFlightLimit
 
 log = logging.getLogger("exporter")
 
 EXIT_OK = 0
-EXIT_CONFIG = 2
 
 
 class Exporter:
-    """The running exporter: HTTP server, sweeper and DLI side, built by :func:`build_exporter`."""
+    """The running exporter: HTTP server, sweeper, resources and DLI side, built by :func:`build_exporter`."""
 
-    def __init__(self, settings: Settings, *, api: DliApi, views: Views, sweeper: Sweeper,
-                 server: WSGIServer) -> None:
+    def __init__(self, settings: Settings, *, api: DliApi, sources: list[Source], sweeper: Sweeper,
+                 server: http_server.ThreadingServer) -> None:
         self.settings = settings
         self.api = api
-        self.views = views
+        self.sources = sources
         self.sweeper = sweeper
         self.server = server
         self._stopping = threading.Event()
@@ -54,31 +57,32 @@ class Exporter:
         return int(self.server.server_address[1])
 
     @property
-    def scheme(self) -> str:
-        return "https" if getattr(self.server, "web", None) is not None else "http"
-
-    @property
     def url(self) -> str:
         host = str(self.server.server_address[0])
         if host in ("0.0.0.0", "::"):  # noqa: S104  (not binding: naming a reachable address)
             host = "127.0.0.1"
         if ":" in host:
             host = f"[{host}]"
-        return f"{self.scheme}://{host}:{self.port}"
+        return f"{self.server.scheme}://{host}:{self.port}"
 
     def serve_forever(self) -> None:
         self.server.serve_forever(poll_interval=0.2)
 
     def stop(self) -> None:
-        """Stop serving (from any thread but the serving one) and release the DLI side."""
+        """Stop serving (from any thread but the serving one) and release everything else."""
         if self._stopping.is_set():
             return
         self._stopping.set()
         self.server.shutdown()
         self.server.server_close()
-        self.sweeper.close()
-        self.views.close()
-        self.api.close()
+        _close(self.api, self.sources, self.sweeper)
+
+
+def _close(api: DliApi, sources: list[Source], sweeper: Sweeper) -> None:
+    sweeper.close()
+    for source in sources:
+        source.close()
+    api.close()
 
 
 class ListenError(Exception):
@@ -88,6 +92,13 @@ class ListenError(Exception):
         super().__init__(f"cannot listen on {address}: {reason}")
         self.address = address
         self.reason = reason
+
+
+def build_api(settings: Settings, counter: Counter) -> DliApi:
+    """The DLI side, from the settings' plain values."""
+    return DliApi(method=settings.auth_method, options=settings.auth_options, counter=counter,
+                  timeout=settings.request_timeout_seconds, retries=settings.retries,
+                  concurrency=settings.concurrency, max_bytes=settings.max_response_bytes)
 
 
 def build_exporter(settings: Settings) -> Exporter:
@@ -102,38 +113,36 @@ def build_exporter(settings: Settings) -> Exporter:
             web = WebConfigSource(settings.web_config_file, on_load=stats.web_config_loaded)
         except WebConfigError as exc:
             raise ConfigError("DLI_EXPORTER_WEB_CONFIG_FILE", f"{settings.web_config_file}: {exc}") from None
-    api = DliApi(settings, stats)
+    api = build_api(settings, stats)
     targets = settings.targets
-    workers = MAX_WORKERS if not targets else min(MAX_WORKERS, len(targets))
-    views = Views(api.read, detail=settings.show_detail, interval=settings.detail_interval_seconds, workers=workers)
+    options = settings.resource_options()
+    resources = [r for r in REGISTERED if settings.reads(r)]
+    sources = {r.name: r.source(api.read, options) for r in resources}
     configured = {t.project_id for t in targets}
 
     def forget(target: Target) -> None:
-        views.forget(target)
+        for source in sources.values():
+            source.forget(target)
         api.forget(target)
         if target.project_id not in configured:
             stats.forget(target.project_id)
 
-    sweeper = Sweeper(views.read, settings.cache_seconds, workers=workers, pinned=targets, on_evict=forget,
+    swept = [Swept(r.name, sources[r.name].read, partial(r.reuse_for, options)) for r in resources]
+    sweeper = Sweeper(swept, workers=options.workers, pinned=targets, on_evict=forget,
                       idle_evict=settings.probe_idle_seconds)
-    collector = DliCollector(sweeper.scope(targets), stats, [t.project_id for t in targets],
-                             per_job=settings.per_job_metrics, show_detail=settings.show_detail,
-                             default_timeout=settings.scrape_timeout_seconds,
-                             regions={t.project_id: t.region for t in targets})
-    app: Any = MetricsApp(collector, settings.scrape_timeout_seconds, Probes(settings, sweeper, stats))
+    collector = DliCollector(sweeper, stats, [Exposed(r, r.table.exposed(r.groups(options))) for r in resources])
+    app: Any = MetricsApp(collector, targets, settings.scrape_timeout_seconds, Probes(settings))
     if web is not None:
-        app = Protected(app, web)
+        app = WebGuard(app, web)
     # Outermost: even checking credentials counts against the limit.
     app = InFlightLimit(app, settings.web_max_requests)
     host, port = parse_listen_address(settings.listen_address)
     try:
         server = http_server.make(host, port, app, web)
     except OSError as exc:
-        sweeper.close()
-        views.close()
-        api.close()
+        _close(api, list(sources.values()), sweeper)
         raise ListenError(settings.listen_address, exc.strerror or str(exc)) from None
-    return Exporter(settings, api=api, views=views, sweeper=sweeper, server=server)
+    return Exporter(settings, api=api, sources=list(sources.values()), sweeper=sweeper, server=server)
 
 
 def serve(settings: Settings, *, demo: bool = False) -> int:
@@ -141,8 +150,7 @@ def serve(settings: Settings, *, demo: bool = False) -> int:
     try:
         exporter = build_exporter(settings)
     except ConfigError as exc:
-        print(f"dli-exporter: invalid setting {exc.setting}: {one_line(exc.problem)}", file=sys.stderr)
-        return EXIT_CONFIG
+        return config_failure("dli-exporter", exc, sys.stderr)
     except ListenError as exc:
         # Not an invalid setting: the address may be right and merely taken. Still the setting to look at.
         print(f"dli-exporter: {one_line(str(exc))} (DLI_EXPORTER_LISTEN_ADDRESS)", file=sys.stderr)
@@ -165,13 +173,20 @@ def serve(settings: Settings, *, demo: bool = False) -> int:
     try:
         log.info("listening", extra={"address": settings.listen_address, "url": exporter.url + "/metrics",
                                      # As configured: a {region} template stays visible as such.
-                                     "endpoint": settings.endpoint or settings.api_endpoint,
+                                     "endpoint": settings.endpoint or _default_endpoint(settings),
                                      "projects": ",".join(settings.effective_project_ids), "demo": demo,
-                                     "web_config": settings.web_config_file or "",
-                                     "version": __version__})
+                                     "resources": ",".join(s.name for s in REGISTERED if settings.reads(s)),
+                                     "web_config": settings.web_config_file or "", "version": __version__})
         exporter.serve_forever()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         exporter.stop()
     return EXIT_OK
+
+
+def _default_endpoint(settings: Settings) -> str:
+    try:
+        return settings.target("").endpoint
+    except ValueError:
+        return ""
