@@ -12,18 +12,28 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
 import requests
+import requests.auth
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics_text
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from exporter import logs
+from exporter.dli import schema
+from exporter.dli.api import DliApi
+from exporter.dli.auth import AccessKey
+from exporter.dli.errors import Failure
+from exporter.dli.transport import Call
+from exporter.domain import Deadline, Page
 from exporter.environment import load_settings
+from exporter.resources.jobs.record import parse_page
 from exporter.settings import Settings
 from exporter.simulator import DEMO_AK, DEMO_SK, Simulator
 from exporter.wiring import Exporter, build_exporter
@@ -126,13 +136,14 @@ class Scrape:
         return sum(v for (n, lbls), v in self.series.items() if n == name and want <= lbls)
 
 
-def scrape(where: Exporter | str, path: str = "/metrics", *, timeout: float = SCRAPE_TIMEOUT,
+def scrape(where: Exporter | str, path: str = "/metrics", *, timeout: float | None = SCRAPE_TIMEOUT,
            params: Mapping[str, str] | None = None, headers: Mapping[str, str] | None = None) -> Scrape:
-    """GET ``path`` of an exporter (or a base URL) as Prometheus would, announcing ``timeout``."""
+    """GET ``path`` of an exporter (or a base URL) as Prometheus would, announcing ``timeout``
+    (None: no header, the exporter's own default applies)."""
     url = (where if isinstance(where, str) else where.url) + path
+    announced = {} if timeout is None else {"X-Prometheus-Scrape-Timeout-Seconds": f"{timeout:g}"}
     started = time.monotonic()
-    resp = requests.get(url, params=params, timeout=timeout + 10,
-                        headers={"X-Prometheus-Scrape-Timeout-Seconds": f"{timeout:g}", **(headers or {})})
+    resp = requests.get(url, params=params, timeout=(timeout or 20) + 10, headers={**announced, **(headers or {})})
     seconds = time.monotonic() - started
     openmetrics = resp.headers.get("Content-Type", "").startswith("application/openmetrics-text")
     series = parse(resp.text, openmetrics=openmetrics) if resp.status_code == 200 else {}
@@ -210,3 +221,25 @@ def wait_healthy(port: int, seconds: float = 15.0) -> None:
         except requests.ConnectionError:
             time.sleep(0.05)
     raise AssertionError(f"nothing answered on port {port} within {seconds:g} s")
+
+
+def fetch_first_page(api: DliApi, base_url: str, project_id: str = "p1", seconds: float = 20.0) -> Page | Failure:
+    """One call of the job list's first page through the transport alone (retries, but no
+    hold-back and no paging): what the transport's own tests look at."""
+    call = Call.get(schema.url(base_url, schema.project_path(project_id, "streaming/jobs"), schema.paging(0)),
+                    project_id, {schema.PROJECT_HEADER: project_id})
+    return api.transport.fetch(call, api.auth.authorizer(project_id), Deadline.after(seconds), parse_page)
+
+
+class SignedBy(requests.auth.AuthBase):
+    """A requests auth that signs as our AK/SK method does: for calls made by hand in tests."""
+
+    def __init__(self, ak: str, sk: str, security_token: str | None = None, wall: Callable[[], float] = time.time):
+        self._key = AccessKey(ak=ak, sk=SecretStr(sk), security_token=SecretStr(security_token) if security_token
+                              else None, wall=wall)
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        body = request.body.encode() if isinstance(request.body, str) else request.body
+        call = Call(request.method or "GET", request.url or "", dict(request.headers), "", body)
+        request.headers.update(self._key.authorize(call, Deadline.after(60)).headers)
+        return request

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import signal
 import subprocess
 import threading
@@ -214,14 +215,18 @@ def test_check_prints_a_table_per_project_and_exits_0() -> None:
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     # The demo's two projects are in two regions, each read at its region's endpoint.
-    assert len(lines) == 10
+    assert len(lines) == 14
     assert lines[0].startswith("project 0a1b2c3d4e5f60718293a4b5c6d7e8f9  region cn-north-4  endpoint http://127.0.0.1:")
     assert lines[0].endswith("/cn-north-4  auth AK/SK (DEMO...)")
-    assert lines[5].startswith("project f0e1d2c3b4a5968778695a4b3c2d1e0f  region ap-southeast-1  endpoint ")
-    assert lines[5].endswith("/ap-southeast-1  auth AK/SK (DEMO...)")
-    assert lines[1].split() == ["view", "result", "jobs", "pages", "seconds"]
-    assert lines[2].split()[:4] == ["summary", "ok", "48", "1"] and lines[3].split()[:4] == ["detail", "ok", "48", "1"]
-    assert lines[4].strip() == "jobs without run_mode: 0   without queue: 0"
+    assert lines[7].startswith("project f0e1d2c3b4a5968778695a4b3c2d1e0f  region ap-southeast-1  endpoint ")
+    assert lines[7].endswith("/ap-southeast-1  auth AK/SK (DEMO...)")
+    assert lines[1].split() == ["list", "result", "count", "pages", "seconds"]
+    assert lines[2].split()[:4] == ["jobs", "ok", "48", "1"]
+    assert lines[3].split()[:5] == ["jobs", "detail", "ok", "48", "1"]
+    assert lines[4].split()[:4] == ["queues", "ok", "4", "1"]
+    assert lines[5].strip() == "jobs without run_mode: 0   without queue: 0"
+    # The queues line: how many, how many general (Flink's), their CUs and how many are in use.
+    assert re.fullmatch(r"  queues: 4 \(3 general\), \d+ CUs, \d+ in use", lines[6]), lines[6]
 
 
 def test_check_tells_a_refused_key_with_its_request_id_and_exits_1() -> None:
@@ -231,10 +236,13 @@ def test_check_tells_a_refused_key_with_its_request_id_and_exits_1() -> None:
         done = _check(env)
         [refused] = sim.recorded()  # one call: the key is then held back for the other reads
     assert done.returncode == 1
-    errors = [line.strip() for line in done.stdout.splitlines() if line.strip().startswith("error:")]
-    assert errors[0] == ("error: authentication failed: HTTP 401 APIGW.0301: Incorrect IAM authentication "
+    errors = [line.strip() for line in done.stdout.splitlines() if line.strip().startswith("error")]
+    assert errors[0] == ("error (jobs): authentication failed: HTTP 401 APIGW.0301: Incorrect IAM authentication "
                          f"information: verify aksk signature fail. (request_id={refused.request_id})")
-    assert errors[1].startswith("error: not sent: the credential is held back") and len(errors) == 2
+    # Every other read of both projects: not sent, the key is held back.
+    assert [e.split(":")[0] for e in errors[1:]] == ["error (jobs detail)", "error (queues)", "error (jobs)",
+                                                     "error (jobs detail)", "error (queues)"]
+    assert all(": not sent: the credential is held back" in e for e in errors[1:])
     assert "a-wrong-key" not in done.stdout + done.stderr
 
 
@@ -245,7 +253,7 @@ def test_check_names_the_host_that_refused_the_connection() -> None:
            "DLI_EXPORTER_RETRIES": "0", "DLI_EXPORTER_LOG_LEVEL": "error"}
     done = _check(env)
     assert done.returncode == 1
-    assert f"  error: connection to 127.0.0.1:{port} refused" in done.stdout.splitlines()
+    assert f"  error (jobs): connection to 127.0.0.1:{port} refused" in done.stdout.splitlines()
 
 
 def test_the_detail_view_flag_goes_both_ways() -> None:

@@ -8,36 +8,39 @@ from typing import Any
 
 import pytest
 
-from exporter.dli.api import DliApi
-from exporter.dli.errors import DliApiError
-from exporter.domain import Page, ProjectResult, Target, View
+from exporter.dli.errors import Failure
+from exporter.dli.reader import ListRequest
+from exporter.domain import Deadline, Page, Result, Target
+from exporter.resources import jobs as jobs_resource
 from exporter.selfmetrics import ApiStats
 from exporter.settings import Settings
 from exporter.simulator import Fault, Simulator
-from exporter.sweeper import Sweeper
+from exporter.sweeper import Swept, Sweeper
+from exporter.wiring import build_api
 from tests.helpers import free_port, job, jobs, settings_for
 
 
 class Client:
-    """The DLI side as the exporter assembles it, read one project (target) at a time."""
+    """The DLI side as the exporter assembles it, reading one list of one project at a time."""
 
-    def __init__(self, settings: Settings, view: View = View.SUMMARY) -> None:
+    def __init__(self, settings: Settings, detail: bool = False) -> None:
         self.settings = settings
-        self.view = view
+        summary, *more = jobs_resource.RESOURCE.requests(settings.resource_options())
+        self.request: ListRequest = more[0] if detail else summary
         self.stats = ApiStats()
-        self.api = DliApi(settings, self.stats)
+        self.api = build_api(settings, self.stats)
 
     def __repr__(self) -> str:
-        return f"Client({self.api!r}, {self.api.credentials!r}, {self.api.transport!r})"
+        return f"Client({self.api!r}, {self.api.transport!r})"
 
-    def sweep_project(self, project_id: str, deadline: float) -> ProjectResult:
-        return self.api.read(self.settings.target(project_id), self.view, deadline)
+    def sweep_project(self, project_id: str, deadline: Deadline) -> Result:
+        return self.api.read(self.settings.target(project_id), self.request, deadline)
 
-    def sweep_target(self, target: Target, deadline: float) -> ProjectResult:
-        return self.api.read(target, self.view, deadline)
+    def sweep_target(self, target: Target, deadline: Deadline) -> Result:
+        return self.api.read(target, self.request, deadline)
 
-    def fetch_page(self, project_id: str, offset: int, deadline: float) -> Page:
-        return self.api.reader.fetch_page(self.settings.target(project_id), self.view, offset, deadline)
+    def fetch_page(self, project_id: str, offset: int, deadline: Deadline) -> Page | Failure:
+        return self.api.reader.fetch_page(self.settings.target(project_id), self.request, offset, deadline)
 
     def close(self) -> None:
         self.api.close()
@@ -45,11 +48,11 @@ class Client:
 
 def client_for(sim: Simulator, **overrides: Any) -> Client:
     """The DLI side reading the summary view, or the detail view when ``show_detail`` is asked for."""
-    return Client(settings_for(sim, **overrides), View.DETAIL if overrides.get("show_detail") else View.SUMMARY)
+    return Client(settings_for(sim, **overrides), detail=bool(overrides.get("show_detail")))
 
 
-def far() -> float:
-    return time.monotonic() + 20
+def far() -> Deadline:
+    return Deadline.after(20)
 
 
 @pytest.fixture
@@ -64,7 +67,7 @@ def test_reads_every_page_with_limit_100_oldest_first(big: Simulator) -> None:
     result = client.sweep_project("p1", far())
     client.close()
     assert result.ok and result.pages == 3 and result.total_count == 250
-    assert sorted(j.job_id for j in result.jobs or []) == list(range(1, 251))
+    assert sorted(j.job_id for j in result.records or []) == list(range(1, 251))
     queries = [r.query for r in big.recorded()]
     assert sorted(int(q["offset"]) for q in queries) == [0, 100, 200]
     assert all(q["limit"] == "100" and q["order"] == "asc" for q in queries)
@@ -106,7 +109,7 @@ def test_filters_narrow_the_result() -> None:
         client = client_for(sim, queue_name="q1")
         result = client.sweep_project("p1", far())
         client.close()
-    assert sorted(j.job_id for j in result.jobs or []) == [1, 3]
+    assert sorted(j.job_id for j in result.records or []) == [1, 3]
 
 
 def test_a_job_listed_twice_counts_once() -> None:
@@ -116,7 +119,7 @@ def test_a_job_listed_twice_counts_once() -> None:
         result = client.sweep_project("p1", far())
         client.close()
     assert result.ok
-    assert len(result.jobs or []) == 150
+    assert len(result.records or []) == 150
 
 
 def test_pages_are_read_concurrently_but_never_more_than_the_limit() -> None:
@@ -127,7 +130,7 @@ def test_pages_are_read_concurrently_but_never_more_than_the_limit() -> None:
         elapsed = time.monotonic() - started
         client.close()
         records = sim.recorded()
-    assert result.ok and len(result.jobs or []) == 2000 and len(records) == 20
+    assert result.ok and len(result.records or []) == 2000 and len(records) == 20
     # 1 page, then 19 pages at 4 at a time: 6 round trips of 50 ms, far from the 20 of a serial read.
     assert elapsed < 20 * 0.05
     in_flight = max(sum(1 for r in records if r.at <= x.at < r.at + 0.05) for x in records)
@@ -155,7 +158,7 @@ def test_server_errors_are_retried() -> None:
         retries = dict(client.stats.retries)
         codes = dict(client.stats.requests)
         client.close()
-    assert result.ok and len(result.jobs or []) == 250
+    assert result.ok and len(result.records or []) == 250
     assert retries == {"p1": 2}
     assert codes == {("p1", "200"): 3, ("p1", "503"): 2}
 
@@ -173,12 +176,11 @@ def test_a_client_error_is_not_retried_and_says_what_happened() -> None:
     with Simulator({"p1": jobs(5)}) as sim:
         sim.add_fault(Fault("error", status=400, error_code="DLI.0001", error_msg="Parameter error."))
         client = client_for(sim)
-        with pytest.raises(DliApiError) as info:
-            client.fetch_page("p1", 0, far())
+        err = client.fetch_page("p1", 0, far())
         recorded = sim.recorded()
         client.close()
-    err = info.value
-    assert (err.status, err.error_code, err.error_msg) == (400, "DLI.0001", "Parameter error.")
+    assert isinstance(err, Failure)
+    assert (err.status, err.error_code, err.message) == (400, "DLI.0001", "Parameter error.")
     assert len(recorded) == 1  # not retried
     # The id is the one the gateway sent with this very answer, and the message quotes it.
     assert err.request_id == recorded[0].request_id and len(err.request_id) == 32
@@ -201,7 +203,7 @@ def test_retry_after_past_the_deadline_fails_at_once() -> None:
         sim.add_fault(Fault("rate_limit", retry_after=30))
         client = client_for(sim)
         started = time.monotonic()
-        result = client.sweep_project("p1", time.monotonic() + 2)
+        result = client.sweep_project("p1", Deadline.after(2))
         client.close()
     assert not result.ok and "429" in (result.error or "")
     assert time.monotonic() - started < 1
@@ -241,8 +243,8 @@ def test_sloppy_types_still_give_every_job() -> None:
         client = client_for(sim)
         result = client.sweep_project("p1", far())
         client.close()
-    assert result.ok and len(result.jobs or []) == 120
-    assert all(j.restarts == 0 and j.duration_ms == 3_600_000 for j in result.jobs or [])
+    assert result.ok and len(result.records or []) == 120
+    assert all(j.restarts == 0 and j.duration_ms == 3_600_000 for j in result.records or [])
 
 
 def test_wrong_types_fail_the_project_naming_the_field() -> None:
@@ -271,7 +273,7 @@ def test_a_hanging_api_is_cut_at_the_deadline() -> None:
         sim.add_fault(Fault("hang", seconds=5))
         client = client_for(sim, request_timeout_seconds=30)
         started = time.monotonic()
-        result = client.sweep_project("p1", time.monotonic() + 0.5)
+        result = client.sweep_project("p1", Deadline.after(0.5))
         elapsed = time.monotonic() - started
         client.close()
     assert not result.ok
@@ -298,7 +300,7 @@ def test_jobs_deleted_while_paging_trigger_a_second_read() -> None:
         client.close()
         offsets = [r.query["offset"] for r in sim.recorded()]
     assert result.ok
-    assert sorted(j.job_id for j in result.jobs or []) == list(range(2, 251))
+    assert sorted(j.job_id for j in result.records or []) == list(range(2, 251))
     assert offsets == ["0", "100", "200", "0", "100", "200"]
 
 
@@ -316,19 +318,19 @@ def test_jobs_created_while_paging_are_read_too() -> None:
         client = client_for(sim, concurrency=1)
         result = client.sweep_project("p1", far())
         client.close()
-    assert result.ok and len(result.jobs or []) == 205
+    assert result.ok and len(result.records or []) == 205
 
 
 def test_one_failed_project_does_not_touch_the_others() -> None:
     with Simulator({"p1": jobs(3), "p2": jobs(2, start=50)}) as sim:
         sim.add_fault(Fault("error", project_id="p2", status=500))
         client = client_for(sim, retries=0)
-        sweeper = Sweeper(client.sweep_target, cache_seconds=0)
+        sweeper = Sweeper([Swept("jobs", client.sweep_target, lambda result: 0.0)])
         results = sweeper.get(client.settings.targets, far()).results
         sweeper.close()
         client.close()
-    assert results["p1"].ok and len(results["p1"].jobs or []) == 3
-    assert not results["p2"].ok and results["p2"].jobs is None
+    assert results["p1", "jobs"].ok and len(results["p1", "jobs"].records or []) == 3
+    assert not results["p2", "jobs"].ok and results["p2", "jobs"].records is None
 
 
 class TestIamLogin:

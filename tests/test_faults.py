@@ -5,63 +5,35 @@ healthy scrape (the baseline), a scrape with the fault on project ``p1``, then a
 fault is gone. In every case ``/metrics`` answers 200 within Prometheus' timeout, ``p2`` is
 exactly as it was, and the next healthy sweep gives back exactly the baseline. Faults that
 retries are meant to absorb (one 429, one 500, sloppy types) leave ``p1`` up with all its jobs;
-the rest leave ``p1`` with ``dli_up 0`` and not one job series.
+the rest leave ``p1`` with ``dli_up 0`` and not one job series. The queues have faults of their
+own, which withhold the queue series alone: the jobs and ``dli_up`` do not notice, nor the reverse.
 """
 
 from __future__ import annotations
 
 import io
 import re
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
-import requests
-from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.environment import load_settings
-from exporter.wiring import Exporter
 from exporter.simulator import DEMO_AK, DEMO_SK, Fault, Simulator
-from tests.helpers import captured_logs, free_port, jobs, running_exporter
+from exporter.wiring import Exporter
+from tests.helpers import SCRAPE_TIMEOUT, Scrape, Series, captured_logs, free_port, jobs, running_exporter, scrape
 
 Start = Callable[..., Exporter]
-SCRAPE_TIMEOUT = 3.0  # what Prometheus would announce in X-Prometheus-Scrape-Timeout-Seconds
 P1, P2 = "p1", "p2"
-Series = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
-@dataclass
-class Scrape:
-    status: int
-    seconds: float
-    series: Series
-
-    def value(self, name: str, **labels: str) -> float | None:
-        return self.series.get((name, frozenset(labels.items())))
-
-    def up(self, project: str) -> float | None:
-        return self.value("dli_up", project_id=project)
-
-    def jobs_of(self, project: str) -> Series:
-        """Every dli_jobs and dli_job_* sample of the project."""
-        return {key: v for key, v in self.series.items()
-                if (key[0] == "dli_jobs" or key[0].startswith("dli_job_")) and ("project_id", project) in key[1]}
-
-    def total(self, name: str, **labels: str) -> float:
-        """A counter's value summed over the series that carry these labels (0 when none)."""
-        want = set(labels.items())
-        return sum(v for (n, lbls), v in self.series.items() if n == name and want <= lbls)
+def queues_of(got: Scrape, project: str) -> Series:
+    """Every dli_queue_* sample of the project."""
+    return {key: v for key, v in got.series.items() if key[0].startswith("dli_queue_") and ("project_id", project) in key[1]}
 
 
-def scrape(exporter: Exporter, timeout: float = SCRAPE_TIMEOUT) -> Scrape:
-    started = time.monotonic()
-    resp = requests.get(exporter.url + "/metrics", timeout=timeout + 10,
-                        headers={"X-Prometheus-Scrape-Timeout-Seconds": f"{timeout:g}"})
-    seconds = time.monotonic() - started
-    series = {(s.name, frozenset(s.labels.items())): s.value
-              for f in text_string_to_metric_families(resp.text) for s in f.samples}
-    return Scrape(resp.status_code, seconds, series)
+def queues_up(got: Scrape, project: str) -> float | None:
+    return got.value("dli_resource_up", project_id=project, resource="queues")
 
 
 @pytest.fixture
@@ -114,10 +86,11 @@ CASES = {
 @pytest.mark.parametrize("name", list(CASES))
 def test_fault(name: str, world: Simulator, exporter_for: Start, log_lines: io.StringIO) -> None:
     case = CASES[name]
-    exporter = exporter_for(world, retries=3)
+    exporter = exporter_for(world, retries=3, queue_interval_seconds=0)
     baseline = scrape(exporter)
     assert baseline.status == 200 and baseline.up(P1) == 1 and baseline.up(P2) == 1
     assert len(baseline.jobs_of(P1)) > 250 and len(baseline.jobs_of(P2)) > 120
+    assert queues_up(baseline, P1) == 1 and queues_of(baseline, P1)
 
     for fault in case.faults:
         world.add_fault(fault)
@@ -133,12 +106,66 @@ def test_fault(name: str, world: Simulator, exporter_for: Start, log_lines: io.S
             baseline.value("dli_last_success_timestamp_seconds", project_id=P1)
     else:
         assert hit.up(P1) == 1 and hit.jobs_of(P1) == baseline.jobs_of(P1)
+    # The jobs' faults are theirs alone: the queues were read as ever.
+    assert queues_up(hit, P1) == 1 and queues_of(hit, P1) == queues_of(baseline, P1)
 
     world.clear_faults()
     healed = scrape(exporter)
     assert healed.status == 200 and healed.up(P1) == 1 and healed.up(P2) == 1
     assert healed.jobs_of(P1) == baseline.jobs_of(P1) and healed.jobs_of(P2) == baseline.jobs_of(P2)
     assert_one_line_per_event(log_lines.getvalue())
+
+
+QUEUE_FAULTS = {
+    "500 on every call": (Fault("error", resource="queues", project_id=P1, status=500), True),
+    "truncated JSON": (Fault("truncate", resource="queues", project_id=P1), True),
+    "wrong types in fields": (Fault("wrong_types", resource="queues", project_id=P1), True),
+    "no list of queues": (Fault("bad_shape", resource="queues", project_id=P1), True),
+    "is_success false": (Fault("not_success", resource="queues", project_id=P1), True),
+    "connection closed without an answer": (Fault("drop", resource="queues", project_id=P1), True),
+    "hangs past the scrape deadline": (Fault("hang", resource="queues", project_id=P1, seconds=30), True),
+    "a refusal of this list alone (403)": (Fault("error", resource="queues", project_id=P1, status=403,
+                                                 error_code="DLI.0013", error_msg="No permission."), True),
+    "one 500": (Fault("error", resource="queues", project_id=P1, times=1, status=500), False),
+    "sloppy types (numbers as strings)": (Fault("sloppy_types", resource="queues", project_id=P1), False),
+}
+
+
+@pytest.mark.parametrize("name", list(QUEUE_FAULTS))
+def test_a_queue_fault_withholds_the_queue_series_alone(name: str, world: Simulator, exporter_for: Start,
+                                                        log_lines: io.StringIO) -> None:
+    fault, down = QUEUE_FAULTS[name]
+    exporter = exporter_for(world, retries=3, queue_interval_seconds=0)
+    baseline = scrape(exporter)
+    world.add_fault(fault)
+    hit = scrape(exporter)
+    assert hit.status == 200 and hit.seconds < SCRAPE_TIMEOUT
+    # The jobs and dli_up do not notice; the other project's queues neither.
+    assert hit.up(P1) == 1 and hit.jobs_of(P1) == baseline.jobs_of(P1)
+    assert hit.value("dli_resource_up", project_id=P1, resource="jobs") == 1
+    assert queues_up(hit, P2) == 1 and queues_of(hit, P2) == queues_of(baseline, P2)
+    if down:
+        assert queues_up(hit, P1) == 0 and queues_of(hit, P1) == {}
+        assert hit.value("dli_resource_last_success_timestamp_seconds", project_id=P1, resource="queues") == \
+            baseline.value("dli_resource_last_success_timestamp_seconds", project_id=P1, resource="queues")
+    else:
+        assert queues_up(hit, P1) == 1 and queues_of(hit, P1) == queues_of(baseline, P1)
+    world.clear_faults()
+    healed = scrape(exporter)
+    assert queues_up(healed, P1) == 1 and queues_of(healed, P1) == queues_of(baseline, P1)
+    assert_one_line_per_event(log_lines.getvalue())
+
+
+def test_queues_are_read_on_their_own_cadence_and_a_failure_is_tried_again_at_the_next_scrape(
+        world: Simulator, exporter_for: Start) -> None:
+    exporter = exporter_for(world)  # queues every 300 s (the default), the jobs every scrape
+    for _ in range(3):
+        assert queues_up(scrape(exporter), P1) == 1
+    assert len(world.recorded(f"/v1.0/{P1}/queues")) == 1 and len(world.recorded(f"/v1.0/{P1}/streaming")) > 3
+    failing = exporter_for(world, queue_interval_seconds=300, retries=0)
+    world.add_fault(Fault("error", resource="queues", project_id=P1, status=500, times=1))
+    assert queues_up(scrape(failing), P1) == 0
+    assert queues_up(scrape(failing), P1) == 1  # not 300 s without queues for one failed call
 
 
 def test_one_429_waits_as_asked_and_is_counted(world: Simulator, exporter_for: Start) -> None:
@@ -158,6 +185,7 @@ def test_a_persistent_500_is_retried_then_counted(world: Simulator, exporter_for
     after = scrape(exporter)
     assert after.up(P1) == 0
     assert after.total("dli_api_requests_total", project_id=P1, code="500") == 3  # one call and two retries
+    assert after.total("dli_api_requests_total", project_id=P1, code="200") == 1  # the queues' call
     assert after.total("dli_api_retries_total", project_id=P1) == 2
 
 
@@ -167,7 +195,10 @@ def test_a_bad_signature_logs_authentication_failed_with_the_request_id(
     world.add_fault(Fault("bad_signature", project_id=P1))
     assert scrape(exporter).up(P1) == 0
     denied = [r for r in world.recorded(f"/v1.0/{P1}/") if r.status == 401]
-    assert len(denied) == 1, "a 401 must not be retried"
+    # Each call refused once (the summary's and the detail's first pages may be in flight
+    # together once p2's answer made the key trusted): a 401 is never retried.
+    calls = [(r.path, tuple(sorted(r.query.items()))) for r in denied]
+    assert denied and len(set(calls)) == len(calls), "a 401 must not be retried"
     lines = [line for line in log_lines.getvalue().splitlines()
              if "authentication failed" in line and "level=debug" not in line]
     assert len(lines) == 1, log_lines.getvalue()  # the hold's one line, with all there is to know
@@ -209,7 +240,8 @@ def test_an_expired_iam_token_is_replaced_by_exactly_one_login(exporter_for: Sta
         for project in (P1, P2):
             assert second.total("dli_iam_logins_total", project_id=project) == 2  # one new token each
         rejected = [r for r in sim.recorded() if r.status == 401]
-        assert len(rejected) == 2  # the first call per project, and nothing after the new token
+        # The first call per project (the jobs' or the queues'), and nothing after the new token.
+        assert len(rejected) == 2
         third = scrape(exporter)
         assert third.total("dli_iam_logins_total") == 4  # the new tokens are reused
 

@@ -10,40 +10,40 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.dli import holdback as holdback_module
-from exporter.dli.errors import DliApiError, Outcome
+from exporter.dli.errors import Failure, Outcome
 from exporter.dli.holdback import HOLD_MAX, HOLD_MIN, Holdback
-from exporter.domain import Credential
-from exporter.wiring import Exporter
+from exporter.domain import Deadline
 from exporter.simulator import DEMO_AK, Fault, Gateway, Simulator
-from tests.helpers import captured_logs, jobs
+from exporter.wiring import Exporter
+from tests.helpers import SignedBy, captured_logs, jobs, scrape
 
 Start = Callable[..., Exporter]
-KEY = Credential("aksk", "AK")
-FAR = 1e5
+FAR = Deadline.after(3600)
 
 
-def refused(status: int = 401, code: str = "APIGW.0301") -> DliApiError:
-    return DliApiError("Incorrect IAM authentication information", Outcome.AUTH, status=status, error_code=code,
-                       request_id="rid-1")
+def refused(status: int = 401, code: str = "APIGW.0301") -> Failure:
+    return Failure(Outcome.AUTH, "Incorrect IAM authentication information", status=status, error_code=code,
+                   request_id="rid-1")
 
 
-def attempt(guard: Holdback, failure: DliApiError | None = None) -> str:
+def attempt(guard: Holdback, failure: Failure | None = None, project: str = "p1",
+            deadline: Deadline = FAR) -> str:
     """One call through the guard: "sent" and its outcome, or "held" when it was not sent."""
-    try:
-        with guard.call(KEY, FAR, "p1"):
-            if failure is not None:
-                raise failure
-    except DliApiError as exc:
-        return "held" if exc.outcome is Outcome.HELD else "sent, failed"
+    got = guard.call(deadline, project, lambda: failure if failure is not None else "answer")
+    if isinstance(got, Failure):
+        return "held" if got.outcome is Outcome.HELD else "sent, failed"
     return "sent"
+
+
+def guard_at(now: list[float]) -> Holdback:
+    return Holdback("AK/SK (AK...)", clock=lambda: now[0])
 
 
 def test_holds_double_up_to_five_minutes_and_a_success_resets_them() -> None:
     now = [0.0]
-    guard = Holdback(clock=lambda: now[0])
+    guard = guard_at(now)
     sent_at = []
     while len(sent_at) < 6:  # a call every second, each one refused when it is sent
         if attempt(guard, refused()) == "sent, failed":
@@ -53,7 +53,7 @@ def test_holds_double_up_to_five_minutes_and_a_success_resets_them() -> None:
     assert holds == [HOLD_MIN, 2 * HOLD_MIN, 4 * HOLD_MIN, HOLD_MAX, HOLD_MAX] == [60, 120, 240, 300, 300]
     now[0] += HOLD_MAX
     assert attempt(guard) == "sent"  # a success: the next failure holds for the minimum again
-    assert attempt(guard, refused(403, "DLI.0003")) == "sent, failed"
+    assert attempt(guard, refused(401, "APIGW.0301")) == "sent, failed"
     now[0] += HOLD_MIN - 1
     assert attempt(guard) == "held"
     now[0] += 1
@@ -62,31 +62,32 @@ def test_holds_double_up_to_five_minutes_and_a_success_resets_them() -> None:
 
 def test_a_refused_call_is_not_sent_and_its_error_says_why_and_for_how_long() -> None:
     now = [0.0]
-    guard = Holdback(clock=lambda: now[0])
+    guard = guard_at(now)
     attempt(guard, refused())
-    sent = []
-    with pytest.raises(DliApiError) as info, guard.call(KEY, FAR, "p2"):
-        sent.append(1)
-    assert not sent and info.value.outcome is Outcome.HELD
-    assert str(info.value) == ("not sent: the credential is held back for 60 s more after: authentication failed: "
-                               "HTTP 401 APIGW.0301: Incorrect IAM authentication information (request_id=rid-1)")
+    sent: list[int] = []
+    got = guard.call(FAR, "p2", lambda: sent.append(1))
+    assert not sent and isinstance(got, Failure) and got.outcome is Outcome.HELD
+    assert str(got) == ("not sent: the credential is held back for 60 s more after: authentication failed: "
+                        "HTTP 401 APIGW.0301: Incorrect IAM authentication information (request_id=rid-1)")
 
 
 def test_the_first_call_goes_alone_and_the_others_wait_for_its_answer() -> None:
-    guard = Holdback()
+    guard = Holdback("test")
     inside = threading.Event()
     release = threading.Event()
     order: list[str] = []
 
+    def answered() -> str:
+        inside.set()
+        release.wait(5)
+        order.append("probe answered")
+        return "answer"
+
     def probe() -> None:
-        with guard.call(KEY, time.monotonic() + 5, "p1"):
-            inside.set()
-            release.wait(5)
-            order.append("probe answered")
+        guard.call(Deadline.after(5), "p1", answered)
 
     def other(name: str) -> None:
-        with guard.call(KEY, time.monotonic() + 5, name):
-            order.append(name)
+        guard.call(Deadline.after(5), name, lambda: order.append(name))
 
     first = threading.Thread(target=probe)
     first.start()
@@ -103,36 +104,35 @@ def test_the_first_call_goes_alone_and_the_others_wait_for_its_answer() -> None:
 
 
 def test_after_a_failure_without_an_answer_the_next_call_goes_alone_again() -> None:
-    guard = Holdback()
+    guard = Holdback("test")
     # No answer at all (a connection error) says nothing of the key: the next call is alone again.
-    no_answer = DliApiError("connection to dli refused", Outcome.RETRY)
+    no_answer = Failure(Outcome.RETRY, "connection to dli refused")
     assert attempt(guard, no_answer) == "sent, failed"
     # The next call is the probe again: another one waits for it, and times out at its deadline.
-    with guard.call(KEY, FAR, "p1"), pytest.raises(DliApiError, match="deadline"), \
-            guard.call(KEY, time.monotonic() + 0.1, "p2"):
-        pass
+    waited: list[object] = []
+    guard.call(FAR, "p1", lambda: waited.append(guard.call(Deadline.after(0.1), "p2", lambda: "answer")))
+    [late] = waited
+    assert isinstance(late, Failure) and "deadline" in str(late)
 
 
 def test_calls_that_waited_on_a_refused_first_call_are_not_sent() -> None:
-    guard = Holdback()
+    guard = Holdback("test")
     inside, release = threading.Event(), threading.Event()
     outcomes: list[str] = []
 
+    def refusal() -> Failure:
+        inside.set()
+        release.wait(5)
+        return refused()
+
     def probe() -> None:
-        try:
-            with guard.call(KEY, time.monotonic() + 5, "p1"):
-                inside.set()
-                release.wait(5)
-                raise refused()
-        except DliApiError:
-            outcomes.append("probe refused")
+        guard.call(Deadline.after(5), "p1", refusal)
+        outcomes.append("probe refused")
 
     def other() -> None:
-        try:
-            with guard.call(KEY, time.monotonic() + 5, "p2"):
-                outcomes.append("sent")
-        except DliApiError as exc:
-            outcomes.append(exc.outcome.value)
+        got = guard.call(Deadline.after(5), "p2", lambda: outcomes.append("sent"))
+        if isinstance(got, Failure):
+            outcomes.append(got.outcome.value)
 
     threads = [threading.Thread(target=probe)]
     threads[0].start()
@@ -149,11 +149,10 @@ def test_calls_that_waited_on_a_refused_first_call_are_not_sent() -> None:
 
 def test_throttling_pauses_the_credential_until_the_window_the_transport_named() -> None:
     now = [0.0]
-    guard = Holdback(clock=lambda: now[0])
+    guard = guard_at(now)
     assert attempt(guard) == "sent"
-    throttled = DliApiError("The throttling threshold has been reached.", Outcome.RETRY, status=429,
-                            error_code="APIGW.0308")
-    throttled.resume_at = 63.5
+    throttled = Failure(Outcome.RETRY, "The throttling threshold has been reached.", status=429,
+                        error_code="APIGW.0308", resume_at=63.5)
     with captured_logs("info") as log:
         assert attempt(guard, throttled) == "sent, failed"
         now[0] = 63.0
@@ -166,17 +165,35 @@ def test_throttling_pauses_the_credential_until_the_window_the_transport_named()
 
 def test_one_log_line_per_hold_however_many_calls_fail_with_it() -> None:
     now = [0.0]
-    guard = Holdback(clock=lambda: now[0])
+    guard = guard_at(now)
+    answers = [refused(), refused(), refused()]  # calls that were in flight together, all refused
+    inside, release = threading.Barrier(3), threading.Event()
+    guard._trusted = True  # they were all admitted while the credential was trusted
+
+    def refusal() -> Failure:
+        inside.wait(5)
+        release.wait(5)
+        return answers.pop()
+
     with captured_logs("info") as log:
-        for _ in range(3):  # calls that were in flight together, all refused
-            try:
-                with guard.call(KEY, FAR, "p1"):
-                    raise refused()
-            except DliApiError:
-                pass
-            guard._states[KEY].trusted = True  # as if they had all been admitted before the first answer
+        threads = [threading.Thread(target=guard.call, args=(FAR, "p1", refusal)) for _ in range(3)]
+        for t in threads:
+            t.start()
+        time.sleep(0.1)
+        release.set()
+        for t in threads:
+            t.join(5)
     lines = log.getvalue().splitlines()
     assert len(lines) == 1 and "retry_in=60" in lines[0] and "request_id=rid-1" in lines[0]
+
+
+def test_the_failure_that_starts_a_hold_comes_back_marked_logged() -> None:
+    """The reader logs what the hold-back has not: it learns that from the failure it gets back."""
+    guard = Holdback("test")
+    first = guard.call(FAR, "p1", refused)
+    assert isinstance(first, Failure) and first.logged and first.outcome is Outcome.AUTH
+    later = guard.call(FAR, "p1", refused)
+    assert isinstance(later, Failure) and later.outcome is Outcome.HELD and not later.logged
 
 
 # --- over HTTP ---
@@ -190,9 +207,7 @@ def short_holds(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[float, float]
 
 
 def _ups(exporter: Exporter) -> dict[str, float]:
-    text = requests.get(exporter.url + "/metrics", timeout=10).text
-    return {s.labels["project_id"]: s.value for f in text_string_to_metric_families(text) if f.name == "dli_up"
-            for s in f.samples}
+    return scrape(exporter, timeout=10).by("dli_up")
 
 
 PROJECTS = {f"p{i}": jobs(120, start=1000 * i) for i in range(1, 5)}
@@ -223,17 +238,11 @@ def test_a_wrong_key_costs_one_call_per_hold_never_locks_and_recovers_within_one
 def test_without_the_hold_back_the_same_key_would_have_been_locked() -> None:
     """The simulator's lock-out is real: the calls the exporter saves are the ones that lock a key."""
     gateway = Gateway()
-    from pydantic import SecretStr
-
-    from exporter.dli.credentials import AkSkSigner
-    from exporter.dli.schema import list_url
-
     with Simulator(dict(PROJECTS), gateway=gateway) as sim:
-        wrong = AkSkSigner(DEMO_AK, SecretStr("a-wrong-secret-key"))
         for pid in PROJECTS:  # one call per project and view, as one unguarded sweep would make
             for _ in range(2):
-                requests.get(list_url(sim.url, pid, [("limit", "100")]), auth=wrong, timeout=5,
-                             headers={"X-Project-Id": pid})
+                requests.get(f"{sim.url}/v1.0/{pid}/streaming/jobs?limit=100", auth=SignedBy(DEMO_AK, "wrong-key"),
+                             timeout=5, headers={"X-Project-Id": pid})
     assert gateway.lockouts == 1
 
 
@@ -276,3 +285,13 @@ def test_a_retry_after_past_the_deadline_pauses_until_then(exporter_for: Start) 
         for _ in range(3):
             assert set(_ups(exporter).values()) == {0.0}
         assert len(sim.recorded()) == after_429 > calls
+
+
+def test_a_403_refuses_one_list_of_one_project_not_the_key() -> None:
+    """A permission refused (403: the gateway accepted the key) holds nothing back: the key's
+    other calls go on, and it counts for no lock-out."""
+    guard = Holdback("test")
+    denied = Failure(Outcome.DENIED, "No permission.", status=403, error_code="DLI.0013")
+    assert attempt(guard, denied) == "sent, failed"
+    assert attempt(guard) == "sent" and guard.held_until is None
+    assert str(denied) == "permission denied: HTTP 403 DLI.0013: No permission."

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from exporter import cli, logs
-from exporter.check import run_check
+from exporter.preflight import run_check
 from exporter.wiring import Exporter
 from exporter.simulator import Fault, Simulator
 from tests.helpers import COMMAND, clean_environ, examples, jobs, restored_logging, running_exporter, settings_for
@@ -133,8 +133,43 @@ def test_check_prints_an_api_error_on_one_clean_line(message: str) -> None:
         code = run_check(settings_for(sim, retries=0), out)
     lines = out.getvalue().splitlines()
     assert code == 1
-    assert len(lines) == 5 and all(clean(line) for line in lines), lines
-    assert lines[-1].startswith("  error: ")
+    assert all(clean(line) for line in lines), lines
+    errors = [line for line in lines if line.startswith("  error (")]
+    assert [e.split(":")[0] for e in errors] == ["  error (jobs)", "  error (jobs detail)"], lines
+
+
+def test_check_quotes_the_apis_code_and_request_id_escaped_too() -> None:
+    """An error code and a request id (here from the body, as a gateway sends them without the
+    header) reach --check as escaped as the message: one clean line each."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Gateway(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps({"error_code": "APIG.\x1b[2J0301", "error_msg": "refused\r\n",
+                               "request_id": "rid\x07\nX: 1"}).encode()
+            self.send_response(401)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with Simulator({"a" * 32: []}) as sim:
+            out = io.StringIO()
+            code = run_check(settings_for(sim, endpoint=f"http://127.0.0.1:{server.server_address[1]}"), out)
+    finally:
+        server.shutdown()
+        server.server_close()
+    lines = out.getvalue().splitlines()
+    assert code == 1 and all(clean(line) for line in lines), lines
+    [error] = [line for line in lines if line.startswith("  error (jobs):")]
+    assert "APIG.\\u001b[2J0301" in error and "(request_id=rid\\u0007\\nX: 1)" in error
 
 
 def test_one_line_is_the_helper_and_keeps_printable_text_as_it_is() -> None:
@@ -143,7 +178,9 @@ def test_one_line_is_the_helper_and_keeps_printable_text_as_it_is() -> None:
 
 
 def test_an_api_message_is_quoted_cut_short() -> None:
-    from exporter.dli.errors import MAX_ERROR_TEXT, DliApiError, Outcome
+    from exporter.dli.errors import MAX_ERROR_TEXT, MAX_ID_TEXT, Failure, Outcome
 
-    text = str(DliApiError("x" * 100_000, Outcome.FATAL, status=400, error_code="DLI.0001", request_id="r1"))
+    text = str(Failure(Outcome.FATAL, "x" * 100_000, status=400, error_code="DLI.0001", request_id="r1"))
     assert text == f"HTTP 400 DLI.0001: {'x' * MAX_ERROR_TEXT}... (request_id=r1)"
+    long_ids = str(Failure(Outcome.FATAL, "m", status=400, error_code="C" * 1000, request_id="r" * 1000))
+    assert long_ids == f"HTTP 400 {'C' * MAX_ID_TEXT}...: m (request_id={'r' * MAX_ID_TEXT}...)"

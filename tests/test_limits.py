@@ -16,24 +16,26 @@ from typing import Any
 import pytest
 import requests
 
-from exporter.dli.api import DliApi
-from exporter.dli.errors import DliApiError, Outcome
-from exporter.dli.schema import MAX_LABEL_CHARS, list_query, list_url, parse_job, parse_page
-from exporter.domain import View
+from exporter.dli.errors import Failure, Outcome
+from exporter.dli.schema import MAX_LABEL_CHARS
+from exporter.resources.jobs.record import parse_job
 from exporter.selfmetrics import ApiStats
 from exporter.simulator import DEMO_AK, DEMO_SK, Fault, Simulator
+from exporter.wiring import build_api
 from tests.benchmarks.bench import peak_rss_mb
-from tests.helpers import COMMAND, clean_environ, free_port, jobs, running_exporter, settings_for, wait_healthy
-from tests.test_faults import scrape
+from tests.helpers import (
+    COMMAND,
+    clean_environ,
+    fetch_first_page,
+    free_port,
+    jobs,
+    running_exporter,
+    scrape,
+    settings_for,
+    wait_healthy,
+)
 
 MB = 1024 * 1024
-
-
-def fetch(sim_url: str, settings: Any, api: DliApi) -> Any:
-    target = settings.target("p1")
-    deadline = time.monotonic() + 20
-    return api.transport.fetch(list_url(sim_url, "p1", list_query(0, {}, View.SUMMARY)), project_id="p1",
-                               auth=api.credentials.auth_for(target, deadline), deadline=deadline, parse=parse_page)
 
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
@@ -42,18 +44,16 @@ def test_an_answer_over_the_cap_is_refused_unread_and_the_connection_dropped(chu
         sim.add_fault(Fault("oversize", size=64 * MB, chunked=chunked, times=1))
         settings = settings_for(sim, max_response_bytes=MB, retries=3, show_detail=False)
         stats = ApiStats()
-        api = DliApi(settings, stats)
+        api = build_api(settings, stats)
         try:
-            with pytest.raises(DliApiError) as info:
-                fetch(sim.url, settings, api)
-            page = fetch(sim.url, settings, api)  # the next good answer is read as usual
+            err = fetch_first_page(api, sim.url)
+            page = fetch_first_page(api, sim.url)  # the next good answer is read as usual
         finally:
             api.close()
         calls = sim.recorded()
-    err = info.value
-    assert err.outcome is Outcome.FATAL and err.status == 200
+    assert isinstance(err, Failure) and err.outcome is Outcome.FATAL and err.status == 200
     assert "larger than 1048576 bytes (DLI_EXPORTER_MAX_RESPONSE_BYTES)" in str(err)
-    assert len(page.jobs) == 3
+    assert not isinstance(page, Failure) and len(page.records) == 3
     # Not retried (the next answer would be as large), counted under its status, and the refused
     # answer's connection was not reused: the good one came on a new one.
     assert len(calls) == 2 and calls[0].peer != calls[1].peer
@@ -95,10 +95,10 @@ def test_the_cap_counts_decompressed_bytes() -> None:
     try:
         with Simulator({"p1": jobs(1)}) as sim:
             settings = settings_for(sim, max_response_bytes=4 * MB, show_detail=False)
-        api = DliApi(settings, ApiStats())
+        api = build_api(settings, ApiStats())
         try:
-            with pytest.raises(DliApiError, match="larger than 4194304 bytes"):
-                fetch(f"http://127.0.0.1:{server.server_port}", settings, api)
+            refused = fetch_first_page(api, f"http://127.0.0.1:{server.server_port}")
+            assert isinstance(refused, Failure) and "larger than 4194304 bytes" in str(refused)
         finally:
             api.close()
     finally:

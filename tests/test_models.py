@@ -289,7 +289,8 @@ def test_a_queue_with_fields_left_out_and_loosely_typed() -> None:
 
 @pytest.mark.parametrize(("payload", "message"), [
     ({"is_success": False, "error_code": "DLI.0002", "error_msg": "No queue."}, "No queue."),
-    ({"is_success": True, "queues": "many"}, "queues is not a list"),
+    ({"is_success": True, "queues": "many"}, "the answer has no list of queues"),
+    ({"is_success": True}, "the answer has no list of queues"),
     ({"is_success": True, "queues": [{"cu_count": 1}]}, "queues[0] has no queue_name"),
     ({"is_success": True, "queues": [queue("q", cu_count="lots")]}, "queues[0].cu_count is a string"),
     ({"is_success": True, "queues": [queue("q", is_restarting="maybe")]}, "queues[0].is_restarting is a string"),

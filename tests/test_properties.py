@@ -24,15 +24,15 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from exporter import cli
-from exporter.collector import DliCollector
-from exporter.dli.schema import PayloadError, parse_page
-from exporter.domain import Job, ProjectResult, Snapshot
+from exporter.dli.schema import PayloadError
+from exporter.domain import Result, Snapshot
 from exporter.environment import known_env_names
-from exporter.wiring import Exporter
-from exporter.render import ValueFormatter, render_openmetrics, render_text
+from exporter.resources.jobs.record import parse_page
 from exporter.selfmetrics import ApiStats
 from exporter.simulator import Fault, Simulator
-from tests.helpers import examples, jobs, restored_logging, running_exporter, settings_for
+from exporter.wiring import Exporter
+from tests.helpers import examples, jobs, parse, restored_logging, running_exporter, settings_for
+from tests.reference import TARGETS, ours, theirs
 
 # --- strategies for API answers ---
 
@@ -76,14 +76,13 @@ ANSWER = st.one_of(
 )
 
 
-def result_of(answer: Any) -> ProjectResult:
+def result_of(answer: Any) -> Result:
     """What the client makes of one answer: the jobs, or the project down with the reason."""
     try:
         page = parse_page(answer)
     except PayloadError as exc:
-        return ProjectResult("p1", None, str(exc), 0.1, 1.0)
-    unique: dict[int, Job] = {job.job_id: job for job in page.jobs}
-    return ProjectResult("p1", list(unique.values()), None, 0.1, 1.0)
+        return Result(None, str(exc), 0.1, 1.0)
+    return Result(list({job.job_id: job for job in page.records}.values()), None, 0.1, 1.0)
 
 
 def complete(answer: Any) -> bool:
@@ -96,38 +95,24 @@ def complete(answer: Any) -> bool:
     return page.total_count is None or page.raw_count >= page.total_count
 
 
-class _Fixed:
-    sweeps = 1
-    cache_hits = 0
-    held = 1
-
-    def __init__(self, snapshot: Snapshot) -> None:
-        self.snapshot = snapshot
-
-    def get(self, deadline: float) -> Snapshot:
-        return self.snapshot
-
-
 @settings(max_examples=examples(400), deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(ANSWER, st.booleans())
 def test_any_answer_is_collected_and_rendered_into_a_parsable_exposition(answer: Any, show_detail: bool) -> None:
     result = result_of(answer)
-    snapshot = Snapshot({"p1": result}, {"p1": 1.0} if result.ok else {})
-    collector = DliCollector(_Fixed(snapshot), ApiStats(), ["p1"], per_job=True, show_detail=show_detail,
-                             default_timeout=10.0)
-    formatter = ValueFormatter()
-    for render, parse in ((render_text, parse_text), (render_openmetrics, parse_openmetrics)):
-        for families in (collector.families(), collector.fast_families(formatter)):
-            text = render(families, formatter).decode("utf-8")  # strict: must be valid UTF-8
-            parsed = {f.name: f for f in parse(text)}
-            up = [s.value for s in parsed["dli_up"].samples]
-            assert up == [1.0 if result.ok else 0.0]
-            job_samples = [s for name, f in parsed.items() if name.startswith("dli_job") for s in f.samples]
-            if result.ok:
-                assert len(parsed["dli_job_info"].samples) == len(result.jobs or [])
-            else:
-                assert job_samples == []
+    key = ("p1", "jobs")
+    snapshot = Snapshot({key: result}, {key: 1.0} if result.ok else {})
+    for accept, parse in (("", parse_text), ("application/openmetrics-text", parse_openmetrics)):
+        output = ours(snapshot, accept, targets=TARGETS[:1], show_detail=show_detail, stats=ApiStats())
+        assert output == theirs(snapshot, accept, targets=TARGETS[:1], show_detail=show_detail, stats=ApiStats())
+        parsed = {f.name: f for f in parse(output.decode("utf-8"))}  # strict: must be valid UTF-8
+        up = [s.value for s in parsed["dli_up"].samples]
+        assert up == [1.0 if result.ok else 0.0]
+        job_samples = [s for name, f in parsed.items() if name.startswith("dli_job") for s in f.samples]
+        if result.ok:
+            assert len(parsed["dli_job_info"].samples) == len(result.records or [])
+        else:
+            assert job_samples == []
 
 
 # --- the same over HTTP, with promtool ---
@@ -154,8 +139,7 @@ def test_any_answer_over_http_gives_200_and_passes_promtool(
     resp = requests.get(exporter.url + "/metrics", timeout=30)
     assert resp.status_code == 200
     resp.content.decode("utf-8")  # strict
-    families = {f.name: f for f in parse_text(resp.text)}
-    ups = {s.labels["project_id"]: s.value for s in families["dli_up"].samples}
+    ups = {dict(labels)["project_id"]: v for (name, labels), v in parse(resp.text).items() if name == "dli_up"}
     assert ups["p2"] == 1.0 and ups["p1"] == (1.0 if complete(answer) else 0.0)
     checked = promtool(resp.content)
     assert checked.returncode == 0, checked.stdout + checked.stderr

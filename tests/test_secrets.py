@@ -18,6 +18,7 @@ import pytest
 import requests
 
 from exporter.environment import load_settings
+from exporter.domain import Deadline
 from exporter.wiring import Exporter
 from exporter.settings import ConfigError
 from exporter.simulator import Simulator
@@ -48,13 +49,14 @@ def said_by(exporter: Exporter) -> list[str]:
     out.append(requests.get(exporter.url + "/", timeout=20).text)
     api = exporter.api
     targets = exporter.settings.targets
-    objects: list[Any] = [exporter.settings, api, api.transport, api.credentials, api.reader, exporter.sweeper,
-                          exporter.settings.secret, *targets, *(api.credentials.auth_for(t, 0.0) for t in targets)]
+    objects: list[Any] = [exporter.settings, api, api.transport, api.auth, api.reader, api.holdback, exporter.sweeper,
+                          exporter.settings.auth_options, *exporter.sources, *targets,
+                          *(api.auth.authorizer(t.project_id) for t in targets)]
     out.extend(repr(o) for o in objects)
     out.extend(str(o) for o in objects)
     out.append(repr(exporter.settings.model_dump()))
     out.append(exporter.settings.model_dump_json())
-    results = exporter.sweeper.results(targets)  # the sweeps behind the scrapes above, without sweeping again
+    results = exporter.sweeper.get(targets, Deadline.after(10)).results
     assert results
     for result in results.values():
         out.extend([repr(result), str(result.error)])
@@ -97,7 +99,7 @@ def test_iam_login_a_new_token_and_a_wrong_password(debug_log: io.StringIO) -> N
             assert 'dli_up{project_id="p1"} 0.0' in failed[0]
             texts += failed
             # The login error as the client raises it, and the error the project reports.
-            latest = exporter.sweeper.results(exporter.settings.targets)
+            latest = exporter.sweeper.get(exporter.settings.targets, Deadline.after(10)).results
             errors = [r.error for r in latest.values()]
             assert any(e and "IAM login failed" in e for e in errors)
     texts.append(debug_log.getvalue())

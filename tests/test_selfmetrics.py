@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from exporter.catalog import LATENCY_BUCKETS
-from exporter.mapping import Family
+from exporter.families import Family
 from exporter.render import format_value
 from exporter.selfmetrics import ApiStats
 

@@ -11,42 +11,26 @@ from typing import Any
 
 import pytest
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.wiring import Exporter
+from exporter.domain import MAX_SCRAPE_TIMEOUT
 from exporter.simulator import Fault, Simulator
-from exporter.web.app import scrape_budget, scrape_timeout
-from tests.helpers import jobs
+from exporter.web.app import scrape_deadline
+from exporter.wiring import Exporter
+from tests.helpers import jobs, scrape
 
 Start = Callable[..., Exporter]
-
-
-def scrape(exporter: Exporter, **headers: str) -> requests.Response:
-    return requests.get(exporter.url + "/metrics", headers=headers, timeout=30)
-
-
-def values(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    return {(s.name, frozenset(s.labels.items())): s.value
-            for f in text_string_to_metric_families(text) for s in f.samples}
-
-
-def up(text: str, project: str) -> float:
-    return values(text)[("dli_up", frozenset({("project_id", project)}))]
-
-
-def job_series(text: str, project: str) -> int:
-    return sum(1 for name, labels in values(text) if name.startswith("dli_job") and ("project_id", project) in labels)
 
 
 def test_metrics_over_http(sim: Simulator, exporter_for: Start,
                            promtool: Callable[[bytes], subprocess.CompletedProcess[bytes]]) -> None:
     exporter = exporter_for(sim)
     resp = scrape(exporter)
-    assert resp.status_code == 200
+    assert resp.status == 200
     assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
-    assert up(resp.text, "p1") == 1 and up(resp.text, "p2") == 1
+    assert resp.up("p1") == 1 and resp.up("p2") == 1
     assert resp.text.count("dli_job_info{") == 5
-    checked = promtool(resp.content)
+    assert resp.value("dli_resource_up", project_id="p1", resource="queues") == 1
+    checked = promtool(resp.text.encode())
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
@@ -81,13 +65,13 @@ def test_a_failing_project_is_down_and_the_rest_is_served(sim: Simulator, export
     sim.add_fault(Fault("error", project_id="p2", status=500))
     exporter = exporter_for(sim, retries=0)
     resp = scrape(exporter)
-    assert resp.status_code == 200
-    assert up(resp.text, "p1") == 1 and up(resp.text, "p2") == 0
-    assert job_series(resp.text, "p1") > 0 and job_series(resp.text, "p2") == 0
-    assert 'dli_jobs{job_type="flink_sql_job",project_id="p2"' not in resp.text
+    assert resp.status == 200
+    assert resp.up("p1") == 1 and resp.up("p2") == 0
+    assert resp.jobs_of("p1") and not resp.jobs_of("p2")
+    assert resp.value("dli_resource_up", project_id="p2", resource="queues") == 1  # the jobs' fault only
     sim.clear_faults()
     resp = scrape(exporter)
-    assert up(resp.text, "p2") == 1 and job_series(resp.text, "p2") > 0
+    assert resp.up("p2") == 1 and resp.jobs_of("p2")
 
 
 def test_a_deleted_job_vanishes(sim: Simulator, exporter_for: Start) -> None:
@@ -100,55 +84,65 @@ def test_a_deleted_job_vanishes(sim: Simulator, exporter_for: Start) -> None:
 def test_scrape_answers_within_prometheus_timeout_when_the_api_hangs(sim: Simulator, exporter_for: Start) -> None:
     sim.add_fault(Fault("hang", project_id="p2", seconds=10))
     exporter = exporter_for(sim, request_timeout_seconds=30)
-    started = time.monotonic()
-    resp = scrape(exporter, **{"X-Prometheus-Scrape-Timeout-Seconds": "2"})
-    elapsed = time.monotonic() - started
-    assert resp.status_code == 200 and elapsed < 2
-    assert up(resp.text, "p1") == 1 and up(resp.text, "p2") == 0 and job_series(resp.text, "p2") == 0
+    resp = scrape(exporter, timeout=2)
+    assert resp.status == 200 and resp.seconds < 2
+    assert resp.up("p1") == 1 and resp.up("p2") == 0 and not resp.jobs_of("p2")
+
+
+@pytest.mark.parametrize("header", ["inf", "-inf", "nan", "Infinity", "1e999"])
+def test_a_scrape_with_a_timeout_that_is_no_number_still_has_a_deadline(exporter_for: Start, header: str) -> None:
+    """An infinite or NaN scrape timeout is not taken as "no deadline": the configured one applies."""
+    with Simulator({"p1": jobs(3)}) as sim:
+        sim.add_fault(Fault("hang", seconds=20))
+        exporter = exporter_for(sim, request_timeout_seconds=60, scrape_timeout_seconds=1.5)
+        resp = scrape(exporter, timeout=None, headers={"X-Prometheus-Scrape-Timeout-Seconds": header})
+    assert resp.status == 200 and resp.seconds < 2.5
+    assert resp.up("p1") == 0 and resp.value("dli_scrape_timeout_seconds") == 1.5
 
 
 def test_concurrent_scrapes_cost_one_sweep(exporter_for: Start) -> None:
     with Simulator({"p1": jobs(300)}, latency=0.1) as slow:
         exporter = exporter_for(slow, show_detail=False)  # one view: this counts sweeps
-        bodies: list[str] = []
+        bodies: list[float | None] = []
 
         def one() -> None:
-            bodies.append(scrape(exporter).text)
+            bodies.append(scrape(exporter, timeout=10).up("p1"))
 
         threads = [threading.Thread(target=one) for _ in range(4)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
-        assert len(slow.recorded()) == 3
-    assert len(bodies) == 4 and all(up(b, "p1") == 1 for b in bodies)
+        assert len(slow.recorded("/v1.0/p1/streaming")) == 3 and len(slow.recorded("/v1.0/p1/queues")) == 1
+    assert bodies == [1.0] * 4
 
 
-@pytest.mark.parametrize(("header", "default", "expected"), [
-    (None, 10.0, 9.5), ("20", 10.0, 19.5), ("1", 10.0, 0.8), ("junk", 10.0, 9.5), ("-3", 10.0, 9.5),
-    ("nan", 4.0, 3.5), ("0.5", 10.0, 0.4),
+@pytest.mark.parametrize(("header", "default", "timeout", "budget"), [
+    (None, 10.0, 10.0, 9.5), ("20", 10.0, 20.0, 19.5), ("1", 10.0, 1.0, 0.8), ("junk", 10.0, 10.0, 9.5),
+    ("-3", 10.0, 10.0, 9.5), ("nan", 4.0, 4.0, 3.5), ("0.5", 10.0, 0.5, 0.4), ("inf", 4.0, 4.0, 3.5),
+    ("-inf", 4.0, 4.0, 3.5), ("1e308", 4.0, MAX_SCRAPE_TIMEOUT, MAX_SCRAPE_TIMEOUT - 0.5),
 ])
-def test_scrape_budget(header: Any, default: float, expected: float) -> None:
-    assert scrape_budget(scrape_timeout(header, default)) == pytest.approx(expected)
+def test_the_scrape_deadline(header: Any, default: float, timeout: float, budget: float) -> None:
+    """One deadline per scrape, from the header (a positive finite number, at most
+    MAX_SCRAPE_TIMEOUT) or the default, less a margin for rendering."""
+    deadline = scrape_deadline(header, default, clock=lambda: 100.0)
+    assert deadline.timeout == timeout and deadline.at - 100.0 == pytest.approx(budget)
 
 
 def test_the_scrape_timeout_is_exported(sim: Simulator, exporter_for: Start) -> None:
     exporter = exporter_for(sim, scrape_timeout_seconds=7)
-    assert "dli_scrape_timeout_seconds 7.0" in scrape(exporter).text
-    assert "dli_scrape_timeout_seconds 15.0" in scrape(exporter, **{"X-Prometheus-Scrape-Timeout-Seconds": "15"}).text
+    assert scrape(exporter, timeout=None).value("dli_scrape_timeout_seconds") == 7
+    assert scrape(exporter, timeout=15).value("dli_scrape_timeout_seconds") == 15
 
 
 def test_a_bug_answers_500_and_logs_one_event(caplog: pytest.LogCaptureFixture) -> None:
     from exporter.web.app import MetricsApp
 
     class Broken:
-        def fast_families(self, _fmt: Any, _scrape: Any = None, _escaping: str = "") -> list[Any]:
+        def families(self, *args: Any, **kwargs: Any) -> list[Any]:
             raise RuntimeError("bug\nin collector")
 
-        def families(self, _scrape: Any = None) -> list[Any]:
-            raise RuntimeError("bug\nin collector")
-
-    app = MetricsApp(Broken(), 10.0)
+    app = MetricsApp(Broken(), (), 10.0)  # type: ignore[arg-type]
     answer: list[str] = []
     body = app({"PATH_INFO": "/metrics", "REQUEST_METHOD": "GET"}, lambda status, _headers: answer.append(status))
     assert answer == ["500 Internal Server Error"] and b"".join(body) == b"internal error\n"
@@ -156,19 +150,10 @@ def test_a_bug_answers_500_and_logs_one_event(caplog: pytest.LogCaptureFixture) 
     assert record.levelname == "ERROR" and "RuntimeError: bug" in record.__dict__["error"]
 
 
-def test_a_format_without_a_fast_path_is_encoded_by_prometheus_client(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Should prometheus-client negotiate a format we cannot render, its own encoder answers."""
-    from prometheus_client.exposition import generate_latest
+def test_a_content_type_we_cannot_read_is_answered_as_plain_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Should a later prometheus-client negotiate a format we do not know, the answer is the
+    0.0.4 text format, which every Prometheus reads: there is one rendering path, and it is ours."""
+    from exporter import render
 
-    from exporter.collector import DliCollector
-    from exporter.web import app as app_module
-    from tests.test_collector import GOLDEN_REGIONS, FixedSource, golden_snapshot, golden_stats, registry_for
-
-    real = app_module.negotiate
-    monkeypatch.setattr(app_module, "negotiate", lambda accept: (None, *real(accept)[1:]))
-    collector = DliCollector(FixedSource(golden_snapshot()), golden_stats(), ["p1", "p2", "p3"], show_detail=True,
-                             regions=GOLDEN_REGIONS)
-    status: list[str] = []
-    body = b"".join(app_module.MetricsApp(collector, 10.0)({"PATH_INFO": "/metrics", "REQUEST_METHOD": "GET"},
-                                                          lambda s, _h: status.append(s)))
-    assert status == ["200 OK"] and body == generate_latest(registry_for(golden_snapshot()))
+    monkeypatch.setattr(render, "choose_encoder", lambda accept: (None, "application/x-future; version=9"))
+    assert render.negotiate("application/x-future") == render.PLAIN_TEXT

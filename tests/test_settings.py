@@ -20,11 +20,12 @@ def load(monkeypatch: pytest.MonkeyPatch, **env: str) -> Settings:
 
 def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     s = load(monkeypatch)
-    assert s.api_endpoint == "https://dli.cn-north-4.myhuaweicloud.com"
+    assert s.targets[0].endpoint == "https://dli.cn-north-4.myhuaweicloud.com"
     assert s.listen_address == "0.0.0.0:9822"
     assert (s.cache_seconds, s.concurrency, s.retries) == (10.0, 8, 3)
     assert s.show_detail is True and s.detail_interval_seconds == 600 and s.per_job_metrics is True
-    assert s.list_filters == {}
+    assert s.job_filters == {}
+    assert s.auth_method == "aksk" and set(s.auth_options) == {"ak", "sk", "security_token"}
 
 
 def test_project_ids_are_split_trimmed_and_deduplicated(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -39,20 +40,19 @@ def test_sdk_variables_fill_in(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HUAWEICLOUD_SDK_SK", "SK")
     s = load_settings()
     assert s.effective_project_ids == ["sdkproj"]
-    assert s.api_endpoint == "https://dli.ap-southeast-1.myhuaweicloud.com"
-    assert s.token_endpoint == "https://iam.ap-southeast-1.myhuaweicloud.com/v3/auth/tokens"
+    assert s.targets[0].endpoint == "https://dli.ap-southeast-1.myhuaweicloud.com"
 
 
 def test_endpoint_overrides_region_and_loses_its_slash(monkeypatch: pytest.MonkeyPatch) -> None:
     s = load(monkeypatch, DLI_EXPORTER_ENDPOINT="http://127.0.0.1:8080/")
-    assert s.api_endpoint == "http://127.0.0.1:8080"
+    assert s.targets[0].endpoint == "http://127.0.0.1:8080"
 
 
 def test_filters(monkeypatch: pytest.MonkeyPatch) -> None:
     s = load(monkeypatch, DLI_EXPORTER_QUEUE_NAME="q", DLI_EXPORTER_JOB_TYPE="flink_jar_job",
              DLI_EXPORTER_TAGS="team=a", DLI_EXPORTER_USER_NAME="bob", DLI_EXPORTER_JOB_NAME="orders",
              DLI_EXPORTER_STATUS="job_running")
-    assert s.list_filters == {"queue_name": "q", "job_type": "flink_jar_job", "tags": "team=a",
+    assert s.job_filters == {"queue_name": "q", "job_type": "flink_jar_job", "tags": "team=a",
                               "user_name": "bob", "name": "orders", "status": "job_running"}
 
 
@@ -69,8 +69,11 @@ def test_iam_login_needs_no_access_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DLI_EXPORTER_IAM_USERNAME", "u")
     monkeypatch.setenv("DLI_EXPORTER_IAM_PASSWORD", "pw-secret")
     monkeypatch.setenv("DLI_EXPORTER_IAM_DOMAIN", "d")
+    monkeypatch.setenv("HUAWEICLOUD_SDK_REGION", "ap-southeast-1")
     s = load_settings()
-    assert s.uses_iam_login and "pw-secret" not in repr(s) and "pw-secret" not in str(s)
+    assert s.auth_method == "iam_password" and "pw-secret" not in repr(s) and "pw-secret" not in str(s)
+    assert s.auth_options["token_url"] == "https://iam.cn-north-4.myhuaweicloud.com/v3/auth/tokens"
+    assert s.auth_options["password"].get_secret_value() == "pw-secret"
 
 
 @pytest.mark.parametrize(("env", "setting"), [
@@ -135,24 +138,24 @@ def test_the_readme_documents_every_variable() -> None:
 
 def test_regions_outside_the_sdks_table_need_an_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
     eu = load(monkeypatch, DLI_EXPORTER_REGION="eu-west-101")
-    assert eu.api_endpoint == "https://dli.eu-west-101.myhuaweicloud.eu"
+    assert eu.targets[0].endpoint == "https://dli.eu-west-101.myhuaweicloud.eu"
     with pytest.raises(ConfigError) as info:
         load(monkeypatch, DLI_EXPORTER_REGION="xx-nowhere-1")
     assert str(info.value) == ("DLI_EXPORTER_REGION: xx-nowhere-1 is not in the SDK's region table; "
                                "set DLI_EXPORTER_ENDPOINT for it")
     private = load(monkeypatch, DLI_EXPORTER_REGION="xx-nowhere-1", DLI_EXPORTER_ENDPOINT="https://dli.internal")
-    assert private.api_endpoint == "https://dli.internal"
+    assert private.targets[0].endpoint == "https://dli.internal"
     with pytest.raises(ConfigError) as iam:
         load(monkeypatch, DLI_EXPORTER_REGION="xx-nowhere-1", DLI_EXPORTER_ENDPOINT="https://dli.internal",
              DLI_EXPORTER_IAM_USERNAME="u", DLI_EXPORTER_IAM_PASSWORD="p", DLI_EXPORTER_IAM_DOMAIN="d")
     assert iam.value.setting == "DLI_EXPORTER_REGION" and "DLI_EXPORTER_IAM_ENDPOINT" in iam.value.problem
     iam_eu = load(monkeypatch, DLI_EXPORTER_REGION="eu-west-101", DLI_EXPORTER_IAM_USERNAME="u",
                   DLI_EXPORTER_IAM_PASSWORD="p", DLI_EXPORTER_IAM_DOMAIN="d")
-    assert iam_eu.token_endpoint == "https://iam.eu-west-101.myhuaweicloud.eu/v3/auth/tokens"
+    assert iam_eu.auth_options["token_url"] == "https://iam.eu-west-101.myhuaweicloud.eu/v3/auth/tokens"
 
 
 def test_edge_jobs_are_a_valid_filter_and_the_detail_cadence_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert load(monkeypatch, DLI_EXPORTER_JOB_TYPE="flink_sql_edge_job").list_filters == {
+    assert load(monkeypatch, DLI_EXPORTER_JOB_TYPE="flink_sql_edge_job").job_filters == {
         "job_type": "flink_sql_edge_job"}
     assert load(monkeypatch, DLI_EXPORTER_DETAIL_INTERVAL_SECONDS="0").detail_interval_seconds == 0
     with pytest.raises(ConfigError) as info:
@@ -194,3 +197,25 @@ def test_an_endpoint_may_hold_the_region(monkeypatch: pytest.MonkeyPatch) -> Non
         load(monkeypatch, DLI_EXPORTER_REGION="", DLI_EXPORTER_ENDPOINT="https://dli.{region}.internal",
              DLI_EXPORTER_PROJECT_IDS="p1")
     assert info.value.setting == "DLI_EXPORTER_REGION" and "{region}" in info.value.problem
+
+
+def test_each_switched_resource_has_its_two_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A resource's switch gives it an on/off setting and an interval, named as the contract says,
+    with no line of their own in the settings."""
+    from exporter.environment import known_env_names
+    from exporter.resources import REGISTERED
+
+    queues = next(r for r in REGISTERED if r.name == "queues")
+    default = load(monkeypatch)
+    assert default.reads(queues) and default.intervals() == {"queues": 300.0}
+    assert default.resource_options().interval("queues", 0) == 300.0
+    off = load(monkeypatch, DLI_EXPORTER_QUEUES="false", DLI_EXPORTER_QUEUE_INTERVAL_SECONDS="0")
+    assert not off.reads(queues) and off.intervals() == {"queues": 0.0}
+    assert {"DLI_EXPORTER_QUEUES", "DLI_EXPORTER_QUEUE_INTERVAL_SECONDS"} <= known_env_names()
+    for bad in ("-1", "soon", "86401"):
+        with pytest.raises(ConfigError) as info:
+            load(monkeypatch, DLI_EXPORTER_QUEUE_INTERVAL_SECONDS=bad)
+        assert info.value.setting == "DLI_EXPORTER_QUEUE_INTERVAL_SECONDS"
+    with pytest.raises(ConfigError) as info:
+        load(monkeypatch, DLI_EXPORTER_QUEUES="perhaps")
+    assert info.value.setting == "DLI_EXPORTER_QUEUES"

@@ -7,28 +7,32 @@ from typing import Any
 
 import pytest
 import requests
-from pydantic import SecretStr
 
-from exporter.dli.credentials import AkSkSigner
-from exporter.dli.schema import list_url
 from exporter.simulator import (
     DEMO_AK,
     DEMO_PROJECTS,
     DEMO_SK,
+    FULL_QUEUE,
     JOB_TYPES,
     RUN_MODES,
     STATUSES,
+    Fault,
     Gateway,
     Simulator,
     demo_projects,
+    demo_queues,
 )
-from tests.helpers import job, jobs
+from tests.helpers import SignedBy, job, jobs
+
+
+def list_url(base: str, project: str, params: list[tuple[str, str]], path: str = "streaming/jobs") -> str:
+    query = "&".join(f"{k}={requests.utils.quote(v, safe='~')}" for k, v in params)
+    return f"{base}/v1.0/{project}/{path}" + (f"?{query}" if query else "")
 
 
 def get(sim: Simulator, params: list[tuple[str, str]], signer: Any = None, project: str = "p1",
-        **headers: str) -> requests.Response:
-    signer = signer or AkSkSigner(DEMO_AK, SecretStr(DEMO_SK))
-    return requests.get(list_url(sim.url, project, params), auth=signer, timeout=5,
+        path: str = "streaming/jobs", **headers: str) -> requests.Response:
+    return requests.get(list_url(sim.url, project, params, path), auth=signer or SignedBy(DEMO_AK, DEMO_SK), timeout=5,
                         headers={"X-Project-Id": project, **headers})
 
 
@@ -64,7 +68,7 @@ def test_bad_parameters_are_dli_0001(sim: Simulator, params: list[tuple[str, str
 
 
 def test_a_wrong_secret_key_is_rejected_with_a_request_id(sim: Simulator) -> None:
-    resp = get(sim, [("limit", "1")], AkSkSigner(DEMO_AK, SecretStr("wrong")))
+    resp = get(sim, [("limit", "1")], SignedBy(DEMO_AK, "wrong"))
     assert resp.status_code == 401 and resp.json()["error_code"] == "APIGW.0301"
     assert resp.headers["X-Request-Id"]
 
@@ -72,29 +76,85 @@ def test_a_wrong_secret_key_is_rejected_with_a_request_id(sim: Simulator) -> Non
 def test_a_tampered_query_is_rejected(sim: Simulator) -> None:
     prepared = requests.Request("GET", list_url(sim.url, "p1", [("limit", "1")]),
                                 headers={"X-Project-Id": "p1"}).prepare()
-    AkSkSigner(DEMO_AK, SecretStr(DEMO_SK))(prepared)
+    SignedBy(DEMO_AK, DEMO_SK)(prepared)
     prepared.url = (prepared.url or "").replace("limit=1", "limit=2")
     resp = requests.Session().send(prepared, timeout=5)
     assert resp.status_code == 401
 
 
 def test_an_old_signature_is_rejected(sim: Simulator) -> None:
-    old = AkSkSigner(DEMO_AK, SecretStr(DEMO_SK), clock=lambda: time.time() - 16 * 60)
+    old = SignedBy(DEMO_AK, DEMO_SK, wall=lambda: time.time() - 16 * 60)
     assert get(sim, [("limit", "1")], old).status_code == 401
-    fresh = AkSkSigner(DEMO_AK, SecretStr(DEMO_SK), clock=lambda: time.time() - 14 * 60)
+    fresh = SignedBy(DEMO_AK, DEMO_SK, wall=lambda: time.time() - 14 * 60)
     assert get(sim, [("limit", "1")], fresh).status_code == 200
 
 
 def test_temporary_credentials_need_their_token() -> None:
     with Simulator({"p1": jobs(1)}, credentials={"TMPAK": "tmpsk"}, temporary={"TMPAK": "sec-token"}) as sim:
-        without = get(sim, [("limit", "1")], AkSkSigner("TMPAK", SecretStr("tmpsk")))
-        with_token = get(sim, [("limit", "1")], AkSkSigner("TMPAK", SecretStr("tmpsk"), SecretStr("sec-token")))
+        without = get(sim, [("limit", "1")], SignedBy("TMPAK", "tmpsk"))
+        with_token = get(sim, [("limit", "1")], SignedBy("TMPAK", "tmpsk", "sec-token"))
     assert without.status_code == 401 and with_token.status_code == 200
 
 
 def test_unsigned_requests_are_rejected(sim: Simulator) -> None:
     resp = requests.get(list_url(sim.url, "p1", [("limit", "1")]), timeout=5)
     assert resp.status_code == 401
+
+
+# --- queues ---
+
+def test_the_queue_list_gives_sql_queues_unless_asked_for_others(sim: Simulator) -> None:
+    """As documented: queue_type defaults to sql, which leaves out the general queues Flink runs on."""
+    default = get(sim, [], path="queues").json()
+    assert default["is_success"] is True  # a bool here, unlike the job list's string
+    assert {q["queue_type"] for q in default["queues"]} == {"sql"}
+    general = get(sim, [("queue_type", "general")], path="queues").json()["queues"]
+    assert {q["queue_name"] for q in general} == {"q1", "q2"} and {q["queue_type"] for q in general} == {"general"}
+    every = get(sim, [("queue_type", "all")], path="queues").json()["queues"]
+    assert len(every) == len(default["queues"]) + len(general)
+    bad = get(sim, [("queue_type", "flink")], path="queues")
+    assert bad.status_code == 400 and bad.json()["error_code"] == "DLI.0001"
+
+
+def test_a_queues_used_cus_are_those_its_running_jobs_ask() -> None:
+    data = [job(1, queue_name="q1", job_config={"cu_number": 4}),
+            job(2, queue_name="q1", job_config={"cu_number": 8, "real_cu_number": 6}),
+            job(3, queue_name="q1", status="job_submitting", job_config={"cu_number": 16})]
+    with Simulator({"p1": data}) as sim:
+        [q1] = [q for q in get(sim, [("queue_type", "all")], path="queues").json()["queues"]
+                if q["queue_name"] == "q1"]
+    assert q1["used_cu"] == 10.0 and q1["cu_count"] >= 28  # sized for every job it has
+
+
+def test_queue_faults_and_job_faults_are_each_their_own(sim: Simulator) -> None:
+    sim.add_fault(Fault("error", status=500, resource="queues"))
+    assert get(sim, [("queue_type", "all")], path="queues").status_code == 500
+    assert get(sim, [("limit", "1")]).status_code == 200
+    sim.clear_faults()
+    sim.add_fault(Fault("error", status=503))  # a fault of the jobs, as every one was before queues
+    assert get(sim, [("limit", "1")]).status_code == 503
+    assert get(sim, [("queue_type", "all")], path="queues").status_code == 200
+
+
+def test_the_demos_full_queue() -> None:
+    """One general queue of the demo's first project is full: its running jobs ask every CU it
+    has, and a job waits on it in job_submitting. Every job runs on a queue that exists."""
+    projects = demo_projects()
+    queues = demo_queues(projects)
+    first = next(iter(projects))
+    [full] = [q for q in queues[first] if q["queue_name"] == FULL_QUEUE]
+    on_it = [j for j in projects[first] if j["queue_name"] == FULL_QUEUE]
+    running = sum(j["job_config"]["cu_number"] for j in on_it if j["status"] == "job_running")
+    assert full["queue_type"] == "general" and running == full["cu_count"] > 0
+    assert [j["status"] for j in on_it if j["status"] != "job_running"] == ["job_submitting"]
+    for pid, jobs_of in projects.items():
+        assert {j["queue_name"] for j in jobs_of} <= {q["queue_name"] for q in queues[pid]}
+    with Simulator(projects, evolve=True, evolve_every=0.01, queues=queues) as sim:
+        time.sleep(0.2)
+        for _ in range(3):
+            get(sim, [("limit", "1")], project=first)  # the jobs evolve; the full queue's stay as they are
+        statuses = sorted(j["status"] for j in sim.projects[first] if j["queue_name"] == FULL_QUEUE)
+    assert statuses == ["job_running"] * 3 + ["job_submitting"]
 
 
 def test_the_demo_data() -> None:
@@ -171,7 +231,7 @@ def test_the_sparse_summary_also_lacks_queue_start_and_restarts() -> None:
 def test_five_failures_in_a_row_lock_the_key_even_for_right_signatures() -> None:
     now = [1000.0]
     gateway = Gateway(lock_seconds=300, clock=lambda: now[0])
-    wrong = AkSkSigner(DEMO_AK, SecretStr("not-the-secret"))
+    wrong = SignedBy(DEMO_AK, "not-the-secret")
     with Simulator({"p1": jobs(1)}, gateway=gateway) as sim:
         for _ in range(4):
             assert get(sim, [("limit", "1")], signer=wrong).status_code == 401

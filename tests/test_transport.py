@@ -15,15 +15,16 @@ import requests
 import trustme
 import urllib3
 
-from exporter.dli.api import DliApi
-from exporter.dli.errors import DliApiError, Outcome, classify, retry_after_seconds
-from exporter.dli.schema import PayloadError, list_query, list_url, parse_page
+from exporter.dli.errors import Failure, Outcome, classify, retry_after_seconds
+from exporter.dli.schema import PayloadError
 from exporter.dli.transport import THROTTLE_WINDOW, _json_or_none, describe_connection_error
-from exporter.domain import View
+from exporter.domain import Deadline
+from exporter.resources import jobs as jobs_resource
+from exporter.resources.jobs.record import parse_page
 from exporter.selfmetrics import ApiStats
 from exporter.simulator import Fault, Gateway, Simulator
-from tests.helpers import free_port, jobs, running_exporter, settings_for
-from tests.test_faults import scrape
+from exporter.wiring import build_api
+from tests.helpers import fetch_first_page, free_port, jobs, running_exporter, scrape, settings_for
 
 
 @pytest.mark.parametrize(("status", "code", "decoded", "parsed", "outcome"), [
@@ -37,7 +38,7 @@ from tests.test_faults import scrape
     (400, "DLI.0001", True, True, Outcome.FATAL),
     (401, "APIGW.0301", True, True, Outcome.AUTH),
     (400, "DLI.0015", True, True, Outcome.AUTH),  # a token DLI cannot parse: HTTP 400, yet a refused credential
-    (403, "", True, True, Outcome.AUTH),
+    (403, "", True, True, Outcome.DENIED),  # a permission, not the key: no hold
     (404, "DLI.0023", True, True, Outcome.FATAL),
     (429, "APIGW.0308", True, True, Outcome.RETRY),
     (500, "", False, False, Outcome.RETRY),
@@ -65,7 +66,7 @@ def test_a_retry_after_date_is_waited_for() -> None:
         sim.add_fault(Fault("rate_limit", times=1, retry_after_header=formatdate(time.time() + 1.5, usegmt=True)))
         with running_exporter(settings_for(sim, show_detail=False)) as exporter:
             got = scrape(exporter, timeout=5)
-        times = [r.at for r in sim.recorded()]
+        times = [r.at for r in sim.recorded("/v1.0/p1/streaming/jobs")]
     assert got.up("p1") == 1
     # The date has whole seconds: at least half a second, and no 0-second retry in the same window.
     assert len(times) == 2 and times[1] - times[0] >= 0.5
@@ -106,18 +107,16 @@ def test_a_429_without_retry_after_is_not_retried_and_names_the_next_window() ->
     error carries when the next window begins (about a minute, jittered) for the hold-back."""
     with Simulator({"p1": jobs(5)}, gateway=Gateway(budget=1)) as sim:
         settings = settings_for(sim, retries=3)
-        api = DliApi(settings, ApiStats())
+        api = build_api(settings, ApiStats())
         target = settings.target("p1")
+        summary, _ = jobs_resource.RESOURCE.requests(settings.resource_options())
         try:
-            api.reader.fetch_page(target, View.SUMMARY, 0, time.monotonic() + 5)
-            with pytest.raises(DliApiError) as info:
-                api.transport.fetch(list_url(sim.url, "p1", list_query(0, {}, View.SUMMARY)), project_id="p1",
-                                    auth=api.credentials.auth_for(target, time.monotonic() + 5),
-                                    deadline=time.monotonic() + 120, parse=parse_page)
+            api.reader.fetch_page(target, summary, 0, Deadline.after(5))
+            err = fetch_first_page(api, sim.url, seconds=120)
             sent_at = time.monotonic()
         finally:
             api.close()
-    err = info.value
+    assert isinstance(err, Failure)
     assert err.status == 429 and err.error_code == "APIGW.0308" and err.retry_after is None
     assert err.resume_at is not None
     assert err.resume_at - sent_at + 0.5 >= THROTTLE_WINDOW and err.resume_at - sent_at <= THROTTLE_WINDOW * 1.1

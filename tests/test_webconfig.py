@@ -183,10 +183,10 @@ def test_an_unknown_user_is_refused_even_with_the_dummy_password() -> None:
     not let them in."""
     passwords = Passwords()
     users = {"p": bcrypt_hash(PASSWORD).encode()}
-    assert passwords.check(users, "nobody", Passwords.DUMMY_PASSWORD) is False
-    assert passwords.check({}, "nobody", Passwords.DUMMY_PASSWORD) is False
-    assert passwords.check(users, "p", Passwords.DUMMY_PASSWORD) is False
-    assert passwords.check(users, "p", PASSWORD) is True
+    assert passwords.verify(users, "nobody", Passwords.DUMMY_PASSWORD) is False
+    assert passwords.verify({}, "nobody", Passwords.DUMMY_PASSWORD) is False
+    assert passwords.verify(users, "p", Passwords.DUMMY_PASSWORD) is False
+    assert passwords.verify(users, "p", PASSWORD) is True
 
 
 def test_tls_is_at_least_1_2_unless_the_file_says_otherwise(pki: Pki) -> None:

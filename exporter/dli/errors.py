@@ -24,7 +24,8 @@ MAX_ID_TEXT = 100  # characters of an API error code or request id quoted in our
 class Outcome(enum.Enum):
     OK = "ok"
     RETRY = "retry"
-    AUTH = "auth"
+    AUTH = "auth"  # the credential itself was refused: what the gateway counts towards locking a key
+    DENIED = "denied"  # the credential was accepted, but may not read this (403): that list of that project alone
     FATAL = "fatal"
     HELD = "held"  # not sent: the credential is held back (see holdback)
 
@@ -36,8 +37,10 @@ def classify(status: int | None, error_code: str = "", *, decoded: bool = True, 
     whether that JSON held what was asked for; ``error_code`` is the API's, from the body."""
     if status is None or (status == 200 and not decoded):
         return Outcome.RETRY  # no answer, or one cut short: the next may arrive whole
-    if status in (401, 403) or error_code in schema.AUTH_CODES:
+    if status == 401 or error_code in schema.AUTH_CODES:
         return Outcome.AUTH
+    if status == 403:
+        return Outcome.DENIED
     if status == 429 or status >= 500 or error_code in schema.RETRYABLE_CODES:
         return Outcome.RETRY
     if status == 200 and parsed and not error_code:
@@ -70,6 +73,8 @@ class Failure:
         parts = []
         if self.outcome is Outcome.AUTH:
             parts.append("authentication failed:")
+        elif self.outcome is Outcome.DENIED:
+            parts.append("permission denied:")
         if self.status is not None:
             parts.append(f"HTTP {self.status}")
         if self.error_code:

@@ -7,8 +7,8 @@ keeps:
 
 * **trust**: after start-up and after each hold, the first call made with the credential goes
   alone; calls for other projects wait for its answer. An answer that got past the gateway's
-  authentication (anything but 401/403 or an auth error code) makes the credential trusted, and
-  its calls then run in parallel.
+  authentication (anything but a 401 or an auth error code: a 403 too, which refuses one list of
+  one project, not the key) makes the credential trusted, and its calls then run in parallel.
 * **hold**: after an authentication failure no call is made with the credential for at least
   :data:`HOLD_MIN` seconds, doubling with each failed try up to :data:`HOLD_MAX`; a success
   resets it. One log line per hold says when it will be tried again. Calls in flight when the
@@ -79,10 +79,9 @@ class Holdback:
         try:
             got = send()
         except BaseException:
-            self._settle(admitted, None, project_id)  # a bug says nothing of the credential
+            self._settle(admitted, None, project_id, broke=True)
             raise
-        handled = self._settle(admitted, got, project_id)
-        return got if handled is None else handled
+        return self._settle(admitted, got, project_id) or got
 
     def _admit(self, deadline: Deadline) -> bool | Failure:
         """True when this call is the lone probe; False when the credential is trusted."""
@@ -104,15 +103,16 @@ class Holdback:
                 if not self._wake.wait(timeout=deadline.left()) and deadline.passed:
                     return Failure(Outcome.FATAL, "scrape deadline reached while the credential was being tried")
 
-    def _settle(self, probe: bool, got: object, project_id: str) -> Failure | None:
-        """Learn from how a call ended (``None``: it broke); a failure as it was handled."""
+    def _settle(self, probe: bool, got: object, project_id: str, *, broke: bool = False) -> Failure | None:
+        """Learn from how a call ended (``broke``: it raised, which says nothing of the credential);
+        a failure as it was handled."""
         with self._wake:
             if probe:
                 self._probing = False
             handled = None
             if isinstance(got, Failure):
                 handled = self._learn(got, project_id)
-            elif got is not None:
+            elif not broke:
                 self._trusted, self._hold = True, self._hold_min
             self._wake.notify_all()
         return handled
@@ -136,7 +136,8 @@ class Holdback:
         now = self._clock()
         self._trusted = False
         if now < self._held_until:
-            return failure  # another call in flight failed with it: one hold, one log line (the reader logs the call)
+            # Another call in flight failed with it: one hold, one log line (already said).
+            return replace(failure, logged=True)
         self._held_until, self._reason = now + self._hold, str(failure)
         log.warning("authentication failed: holding the credential back", extra={
             "credential": self._credential, "project_id": project_id, **failure.log_fields(),

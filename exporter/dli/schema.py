@@ -37,7 +37,7 @@ RETRY_AFTER_HEADER = "Retry-After"
 
 # Error codes that mean "try again": DLI reports its own internal errors (DLI.0999) with HTTP 400.
 RETRYABLE_CODES = frozenset({"DLI.0999"})
-# Error codes that refuse the credential although the status is not 401/403: a token DLI cannot
+# Error codes that refuse the credential although the status is not 401: a token DLI cannot
 # parse is DLI.0015 with HTTP 400.
 AUTH_CODES = frozenset({"DLI.0015"})
 

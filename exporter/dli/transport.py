@@ -11,8 +11,11 @@ that decides:
   the gateway counts requests per window (a minute), so a retry a moment later lands in the same
   window and burns quota. Its failure says when the next window begins (jittered), for the
   credential hold-back to wait for;
-* auth: 401 or 403, or a token DLI cannot parse (DLI.0015 with HTTP 400). Retried once when the
-  authorizer can fetch a fresh credential (an IAM token), else reported at once;
+* auth: 401, or a token DLI cannot parse (DLI.0015 with HTTP 400): the credential itself was
+  refused. Retried once when the authorizer can fetch a fresh credential (an IAM token), else
+  reported at once (and the hold-back holds the credential);
+* denied: 403, the credential was accepted but may not read this list of this project. Reported
+  at once; it says nothing of the credential's other calls;
 * fatal: anything else, reported at once.
 
 What happened is returned, never raised: the parsed value, or a
@@ -100,7 +103,7 @@ class Authorizer(Protocol):
     def authorize(self, call: Call, deadline: Deadline) -> Authorization | Failure: ...
 
     def refused(self, authorization: Authorization, request_id: str) -> bool:
-        """A call sent with ``authorization`` was refused (401/403): True when a fresh credential
+        """A call sent with ``authorization`` was refused (401): True when a fresh credential
         may succeed, so one more try is worth it."""
         ...
 

@@ -87,10 +87,8 @@ def parse_page(payload: Any) -> Page:
     """The queues answer (``is_success`` a bool here) as one page holding every queue."""
     payload = schema.check_success(payload)
     raw = payload.get(QUEUES)
-    if raw is None:
-        raw = []
-    if not isinstance(raw, list):
-        raise PayloadError(f"{QUEUES} is not a list")
+    if not isinstance(raw, list):  # missing too: an answer that says nothing of queues is not "none"
+        raise PayloadError(f"the answer has no list of {QUEUES}")
     return Page(None, [parse_queue(item, f"{QUEUES}[{i}]") for i, item in enumerate(raw)], len(raw))
 
 

@@ -23,16 +23,23 @@ RESOURCES = {"streaming/jobs": "jobs", "queues": "queues"}
 TOKEN_PATH = "/v3/auth/tokens"  # noqa: S105  (a path, not a secret)
 
 
+def _records(page: dict[str, Any]) -> list[dict[str, Any]]:
+    """The jobs or the queues of an answer."""
+    listed = page.get("job_list", {}).get("jobs") if "job_list" in page else page.get("queues")
+    return listed if isinstance(listed, list) else []
+
+
 def _sloppy_types(page: dict[str, Any]) -> dict[str, Any]:
     """The same data as a sloppy gateway might send it: numbers and booleans as strings, nulls."""
-    for job in page.get("job_list", {}).get("jobs", []):
-        for key, value in list(job.items()):
+    for record in _records(page):
+        for key, value in list(record.items()):
             if isinstance(value, bool):
-                job[key] = str(value).lower()
-            elif isinstance(value, int):
-                job[key] = str(value)
-        job["desc"] = None
-        job["queue_name"] = job.get("queue_name") or None
+                record[key] = str(value).lower()
+            elif isinstance(value, int | float):
+                record[key] = str(value)
+        if "job_id" in record:
+            record["desc"] = None
+            record["queue_name"] = record.get("queue_name") or None
     total = page.get("job_list", {}).get("total_count")
     if total is not None:
         page["job_list"]["total_count"] = str(total)
@@ -40,10 +47,12 @@ def _sloppy_types(page: dict[str, Any]) -> dict[str, Any]:
 
 
 def _wrong_types(page: dict[str, Any]) -> dict[str, Any]:
-    """A page whose last job says something no reading can fix: words where numbers belong."""
-    listed = page.get("job_list", {}).get("jobs", [])
-    if listed:
+    """A page whose last record says something no reading can fix: words where numbers belong."""
+    listed = _records(page)
+    if listed and "job_id" in listed[-1]:
         listed[-1] = {**listed[-1], "restart_times": "several", "has_savepoint": "perhaps", "name": {"en": "x"}}
+    elif listed:
+        listed[-1] = {**listed[-1], "cu_count": "many", "is_restarting": "perhaps", "engine": {"en": "x"}}
     return page
 
 
@@ -147,7 +156,9 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, kinds["body"].body, request_id, {}, record)
             return
         if "bad_shape" in kinds:
-            self._send(200, b'{"is_success": "true", "job_list": "none"}', request_id, {}, record)
+            shapeless = b'{"is_success": true, "queues": "none"}' if resource == "queues" else \
+                b'{"is_success": "true", "job_list": "none"}'
+            self._send(200, shapeless, request_id, {}, record)
             return
         if resource == "queues":
             status, answer = sim.list_queues(project_id, query, record.region)

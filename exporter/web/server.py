@@ -65,9 +65,9 @@ class ThreadingServer(ThreadingMixIn, WSGIServer):
     # accepted instead of having its SYNs dropped, which clients retry only after a second or more.
     request_queue_size = 1024
 
-    def __init__(self, *args: Any, header_timeout: float = limits.HEADER_TIMEOUT, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, header_timeout: float | None = None, **kwargs: Any) -> None:
         # Before the base class binds: a failed bind calls server_close, which closes these.
-        self.deadlines = limits.HeaderDeadlines(header_timeout)
+        self.deadlines = limits.HeaderDeadlines(limits.HEADER_TIMEOUT if header_timeout is None else header_timeout)
         self._connections = 0
         self._count_lock = threading.Lock()
         super().__init__(*args, **kwargs)
@@ -143,7 +143,7 @@ class ThreadingServer6(ThreadingServer):
 
 
 def make(host: str, port: int, app: Any, web: WebConfigSource | None,
-         header_timeout: float = limits.HEADER_TIMEOUT) -> ThreadingServer:
+         header_timeout: float | None = None) -> ThreadingServer:
     """A bound server for ``app`` (not serving yet); TLS when the web configuration has it.
     Raises OSError when the address cannot be bound."""
     server_class = ThreadingServer6 if ":" in host else ThreadingServer
