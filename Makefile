@@ -58,7 +58,7 @@ test: $(STAMP) tools lint
 bench: $(STAMP)
 	$(BIN)/python -m tests.benchmarks.api_economy
 	$(BIN)/python -m tests.benchmarks.probe_bench
-	$(BIN)/python tests/benchmarks/bench.py
+	$(BIN)/python -m tests.benchmarks.bench
 
 # Random exploration, kept out of `make test` (whose examples are fixed, so its verdict is the same
 # on every run). A failure prints its example: add it to the test as an @example, then fix.

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import settings
 
 from exporter import render
-from exporter.wiring import Exporter
 from exporter.simulator import Simulator
+from exporter.wiring import Exporter
 from tests.helpers import FUZZING, jobs, running_exporter, settings_for
 
 # `make test` replays the same examples on every run and every machine (derandomized, and no

@@ -5,6 +5,7 @@ parser), so that no test file keeps a copy of any of it."""
 from __future__ import annotations
 
 import io
+import json
 import logging
 import os
 import re
@@ -15,15 +16,15 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-
-from pydantic import SecretStr
 
 import requests
 import requests.auth
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics_text
 from prometheus_client.parser import text_string_to_metric_families as parse_text
+from pydantic import SecretStr
 
 from exporter import logs
 from exporter.dli import schema
@@ -243,3 +244,30 @@ class SignedBy(requests.auth.AuthBase):
         call = Call(request.method or "GET", request.url or "", dict(request.headers), "", body)
         request.headers.update(self._key.authorize(call, Deadline.after(60)).headers)
         return request
+
+
+@contextmanager
+def answering(status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> Iterator[str]:
+    """A server on loopback that answers every GET with ``status`` and ``body`` (JSON) and no
+    X-Request-Id unless given: a gateway as the simulator would never be. Yields its base URL."""
+    encoded = json.dumps(body).encode()
+
+    class Gateway(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(status)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(encoded)))
+            self.end_headers()
+            self.wfile.write(encoded)
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

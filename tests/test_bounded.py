@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from exporter.wiring import Exporter
 from exporter.simulator import Simulator
 from exporter.web import limits
+from exporter.wiring import Exporter
 from tests.helpers import jobs
 
 Start = Callable[..., Exporter]

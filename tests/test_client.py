@@ -15,9 +15,9 @@ from exporter.resources import jobs as jobs_resource
 from exporter.selfmetrics import ApiStats
 from exporter.settings import Settings
 from exporter.simulator import Fault, Simulator
-from exporter.sweeper import Swept, Sweeper
+from exporter.sweeper import Sweeper, Swept
 from exporter.wiring import build_api
-from tests.helpers import free_port, job, jobs, settings_for
+from tests.helpers import answering, free_port, job, jobs, settings_for
 
 
 class Client:
@@ -219,22 +219,23 @@ def test_retries_are_bounded() -> None:
     assert "HTTP 500" in (result.error or "") and "DLI.0999" in (result.error or "")
 
 
-def test_is_success_false_is_an_error() -> None:
+def sweep_with(fault: Fault, **overrides: Any) -> Result:
+    """One sweep of a small project while ``fault`` is on."""
     with Simulator({"p1": jobs(5)}) as sim:
-        sim.add_fault(Fault("not_success", error_msg="Querying failed."))
-        client = client_for(sim)
+        sim.add_fault(fault)
+        client = client_for(sim, **overrides)
         result = client.sweep_project("p1", far())
         client.close()
-    assert not result.ok and "Querying failed." in (result.error or "")
+    return result
 
 
-def test_truncated_json_fails_the_project_after_retries() -> None:
-    with Simulator({"p1": jobs(5)}) as sim:
-        sim.add_fault(Fault("truncate"))
-        client = client_for(sim, retries=1)
-        result = client.sweep_project("p1", far())
-        client.close()
-    assert not result.ok and "not valid JSON" in (result.error or "")
+@pytest.mark.parametrize(("fault", "overrides", "said"), [
+    (Fault("not_success", error_msg="Querying failed."), {}, "Querying failed."),
+    (Fault("truncate"), {"retries": 1}, "not valid JSON"),
+])
+def test_an_answer_that_is_not_a_job_list_is_an_error(fault: Fault, overrides: dict[str, Any], said: str) -> None:
+    result = sweep_with(fault, **overrides)
+    assert not result.ok and said in (result.error or "")
 
 
 def test_sloppy_types_still_give_every_job() -> None:
@@ -375,31 +376,12 @@ class TestIamLogin:
 
 
 def test_the_request_id_comes_from_the_body_when_the_header_is_missing() -> None:
-    import json
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    class Gateway(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = json.dumps({"error_code": "APIG.0301", "error_msg": "Incorrect IAM authentication information",
-                               "request_id": "rid-in-body"}).encode()
-            self.send_response(401)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        with Simulator({"p1": []}) as sim:
-            client = client_for(sim, endpoint=f"http://127.0.0.1:{server.server_address[1]}")
-            result = client.sweep_project("p1", far())
-            client.close()
-    finally:
-        server.shutdown()
-        server.server_close()
+    body = {"error_code": "APIG.0301", "error_msg": "Incorrect IAM authentication information",
+            "request_id": "rid-in-body"}
+    with answering(401, body) as gateway, Simulator({"p1": []}) as sim:
+        client = client_for(sim, endpoint=gateway)
+        result = client.sweep_project("p1", far())
+        client.close()
     assert not result.ok
     assert result.error == ("authentication failed: HTTP 401 APIG.0301: Incorrect IAM authentication information "
                             "(request_id=rid-in-body)")

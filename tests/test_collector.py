@@ -22,7 +22,7 @@ from exporter.render import ValueFormatter, format_value, negotiate, parse_conte
 from exporter.resources import REGISTERED
 from exporter.resources.jobs.record import parse_job
 from exporter.selfmetrics import ApiStats
-from tests.helpers import examples, job, parse
+from tests.helpers import examples, parse
 from tests.reference import TARGETS, FixedSweeper, collector_for, golden_snapshot, golden_stats, ours, theirs
 
 GOLDEN = Path(__file__).resolve().parent / "golden"

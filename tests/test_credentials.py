@@ -82,7 +82,7 @@ def call(pid: str = "p1") -> Call:
 
 
 def test_the_methods_are_chosen_through_one_map() -> None:
-    assert auth.METHODS == {"aksk": AccessKey, "iam_password": IamPassword}
+    assert {"aksk": AccessKey, "iam_password": IamPassword} == auth.METHODS
     key = auth.build("aksk", {"ak": "AKEXAMPLE", "sk": SecretStr("sk")}, transport=Poster(),  # type: ignore[arg-type]
                      counter=Stats())
     assert isinstance(key, AccessKey) and key.describe() == "AK/SK (AKEX...)"

@@ -170,7 +170,8 @@ def test_every_alert_is_tested_firing_and_not_firing() -> None:
     names = {rule["alert"] for rule in alerts_of(yaml.safe_load(RULES.read_text()))}
     required = {"DliExporterDown", "DliExporterReplicaDown", "DliExporterAbsent", "DliProjectUnreadable",
                 "DliProjectReadsFlapping", "DliSweepNearScrapeTimeout", "DliDetailViewStale", "DliJobRunningException",
-                "DliJobSubmitFailed", "DliJobRestarting", "DliProjectArrears", "DliQueueJobsRunningException"}
+                "DliJobSubmitFailed", "DliJobRestarting", "DliProjectArrears", "DliQueueJobsRunningException",
+                "DliQueueFull"}
     assert required <= names
     cases = [case for test in yaml.safe_load(RULE_TESTS.read_text())["tests"] for case in test["alert_rule_test"]]
     for name in names:

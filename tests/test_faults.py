@@ -29,7 +29,8 @@ P1, P2 = "p1", "p2"
 
 def queues_of(got: Scrape, project: str) -> Series:
     """Every dli_queue_* sample of the project."""
-    return {key: v for key, v in got.series.items() if key[0].startswith("dli_queue_") and ("project_id", project) in key[1]}
+    return {key: v for key, v in got.series.items()
+            if key[0].startswith("dli_queue_") and ("project_id", project) in key[1]}
 
 
 def queues_up(got: Scrape, project: str) -> float | None:

@@ -20,9 +20,18 @@ from hypothesis import strategies as st
 
 from exporter import cli, logs
 from exporter.preflight import run_check
-from exporter.wiring import Exporter
 from exporter.simulator import Fault, Simulator
-from tests.helpers import COMMAND, clean_environ, examples, jobs, restored_logging, running_exporter, settings_for
+from exporter.wiring import Exporter
+from tests.helpers import (
+    COMMAND,
+    answering,
+    clean_environ,
+    examples,
+    jobs,
+    restored_logging,
+    running_exporter,
+    settings_for,
+)
 
 # What breaks a line or drives a terminal: CR, LF, ESC, BEL, NEL, the Unicode separators, DEL.
 BREAKERS = ["\r", "\n", "\x1b", "\x07", "\x85", "\u2028", "\u2029", "\x7f", "\x00"]
@@ -141,31 +150,10 @@ def test_check_prints_an_api_error_on_one_clean_line(message: str) -> None:
 def test_check_quotes_the_apis_code_and_request_id_escaped_too() -> None:
     """An error code and a request id (here from the body, as a gateway sends them without the
     header) reach --check as escaped as the message: one clean line each."""
-    import json
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    class Gateway(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = json.dumps({"error_code": "APIG.\x1b[2J0301", "error_msg": "refused\r\n",
-                               "request_id": "rid\x07\nX: 1"}).encode()
-            self.send_response(401)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        with Simulator({"a" * 32: []}) as sim:
-            out = io.StringIO()
-            code = run_check(settings_for(sim, endpoint=f"http://127.0.0.1:{server.server_address[1]}"), out)
-    finally:
-        server.shutdown()
-        server.server_close()
+    body = {"error_code": "APIG.\x1b[2J0301", "error_msg": "refused\r\n", "request_id": "rid\x07\nX: 1"}
+    with answering(401, body) as gateway, Simulator({"a" * 32: []}) as sim:
+        out = io.StringIO()
+        code = run_check(settings_for(sim, endpoint=gateway), out)
     lines = out.getvalue().splitlines()
     assert code == 1 and all(clean(line) for line in lines), lines
     [error] = [line for line in lines if line.startswith("  error (jobs):")]

@@ -109,7 +109,7 @@ def test_a_target_outside_the_allowed_list_gets_403_and_no_api_call(exporter_for
 def test_targets_unused_for_a_while_are_forgotten_but_configured_ones_stay() -> None:
     """Memory stays bounded however many distinct targets are probed."""
     from exporter.domain import Deadline, Result, Target
-    from exporter.sweeper import Swept, Sweeper
+    from exporter.sweeper import Sweeper, Swept
 
     now = [0.0]
     forgotten: list[str] = []

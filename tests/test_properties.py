@@ -102,10 +102,10 @@ def test_any_answer_is_collected_and_rendered_into_a_parsable_exposition(answer:
     result = result_of(answer)
     key = ("p1", "jobs")
     snapshot = Snapshot({key: result}, {key: 1.0} if result.ok else {})
-    for accept, parse in (("", parse_text), ("application/openmetrics-text", parse_openmetrics)):
+    for accept, parse_with in (("", parse_text), ("application/openmetrics-text", parse_openmetrics)):
         output = ours(snapshot, accept, targets=TARGETS[:1], show_detail=show_detail, stats=ApiStats())
         assert output == theirs(snapshot, accept, targets=TARGETS[:1], show_detail=show_detail, stats=ApiStats())
-        parsed = {f.name: f for f in parse(output.decode("utf-8"))}  # strict: must be valid UTF-8
+        parsed = {f.name: f for f in parse_with(output.decode("utf-8"))}  # strict: must be valid UTF-8
         up = [s.value for s in parsed["dli_up"].samples]
         assert up == [1.0 if result.ok else 0.0]
         job_samples = [s for name, f in parsed.items() if name.startswith("dli_job") for s in f.samples]

@@ -8,8 +8,8 @@ from collections.abc import Callable
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.wiring import Exporter
 from exporter.simulator import Simulator
+from exporter.wiring import Exporter
 from tests.helpers import jobs
 
 Start = Callable[..., Exporter]

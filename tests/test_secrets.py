@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 import requests
 
-from exporter.environment import load_settings
 from exporter.domain import Deadline
-from exporter.wiring import Exporter
+from exporter.environment import load_settings
 from exporter.settings import ConfigError
 from exporter.simulator import Simulator
+from exporter.wiring import Exporter
 from tests.helpers import COMMAND, captured_logs, clean_environ, jobs, running_exporter, settings_for
 
 AK = "AKIDEXAMPLE0001"

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import threading
 import time
-
 from collections.abc import Callable
 
 from exporter.domain import Deadline, Result, Target
-from exporter.sweeper import WAITED_TOO_LONG, Swept, Sweeper
+from exporter.sweeper import WAITED_TOO_LONG, Sweeper, Swept
 from tests.helpers import captured_logs
 
 P1 = Target("p1", "http://127.0.0.1:1")
@@ -196,7 +195,7 @@ def test_resources_are_swept_on_their_own_cadence_and_fail_alone() -> None:
     deadline = Deadline(1e9, 5.0, lambda: now[0])
     first = sweeper.get([P1], deadline)
     assert sorted(reads) == ["jobs", "queues"] and first.results["p1", "queues"].records == [2]
-    for step in range(1, 5):  # a scrape a minute: the jobs every time, the queues once in 300 s
+    for _ in range(4):  # a scrape a minute: the jobs every time, the queues once in 300 s
         now[0] += 60
         assert sweeper.get([P1], deadline).results["p1", "queues"] is first.results["p1", "queues"]
     assert reads.count("jobs") == 5 and reads.count("queues") == 1

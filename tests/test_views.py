@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+
+import pytest
 
 from exporter.dli.reader import ListRequest
 from exporter.domain import Deadline, Result, Target
@@ -100,6 +102,24 @@ def far(now: list[float]) -> Deadline:
     return Deadline(now[0] + 1e5, 10.0, lambda: now[0])
 
 
+World = tuple[FakeApi, list[float], TwoViews]
+
+
+@pytest.fixture
+def world() -> Iterator[World]:
+    """A fake API, a fake clock at 0, and both views read through them every 600 s."""
+    api, now = FakeApi(), [0.0]
+    views = views_for(api, now)
+    yield api, now, views
+    views.close()
+
+
+def at(views: TwoViews, now: list[float], second: float) -> Result:
+    """A sweep at ``second`` on the fake clock."""
+    now[0] = second
+    return views.read(TARGET, far(now))
+
+
 def settle(api: FakeApi) -> None:
     """Wait for a background detail read to finish."""
     assert api.detail_done.wait(5)
@@ -107,26 +127,21 @@ def settle(api: FakeApi) -> None:
     api.detail_done.clear()
 
 
-def test_the_first_sweep_waits_for_both_views_then_detail_comes_every_interval() -> None:
-    api, now = FakeApi(), [0.0]
-    views = views_for(api, now)
+def test_the_first_sweep_waits_for_both_views_then_detail_comes_every_interval(world: World) -> None:
+    api, now, views = world
     first = views.read(TARGET, far(now))
     assert first.records is not None and {j.run_mode for j in first.records} == {"exclusive_cluster"}
     assert first.detail_at is not None and api.count(DETAIL) == 1
     for second in range(1, 600, 15):  # a scrape every 15 s: summary only
-        now[0] = second
-        assert views.read(TARGET, far(now)).records is not None
+        assert at(views, now, second).records is not None
     assert (api.count(SUMMARY), api.count(DETAIL)) == (41, 1)
-    now[0] = 600.0
-    views.read(TARGET, far(now))
+    at(views, now, 600.0)
     settle(api)
     assert api.count(DETAIL) == 2
-    views.close()
 
 
-def test_no_scrape_waits_for_a_detail_refresh() -> None:
-    api, now = FakeApi(), [0.0]
-    views = views_for(api, now)
+def test_no_scrape_waits_for_a_detail_refresh(world: World) -> None:
+    api, now, views = world
     views.read(TARGET, far(now))
     api.detail_gate.clear()  # the next detail read hangs
     now[0] = 700.0
@@ -134,39 +149,32 @@ def test_no_scrape_waits_for_a_detail_refresh() -> None:
     result = views.read(TARGET, far(now))  # due: starts the detail read in the background
     again = views.read(TARGET, far(now))
     assert time.monotonic() - started < 1.0
-    assert result.records is not None and {j.run_mode for j in result.records} == {"exclusive_cluster"}  # the old detail
+    # The old detail data, not a wait for the new.
+    assert result.records is not None and {j.run_mode for j in result.records} == {"exclusive_cluster"}
     assert again.records is not None
     api.detail_gate.set()
     settle(api)
     assert api.count(DETAIL) == 2  # one read was in flight, not one per sweep
-    views.close()
 
 
-def test_a_failed_detail_read_keeps_the_previous_data_and_is_tried_again_after_a_minute() -> None:
-    api, now = FakeApi(), [0.0]
-    views = views_for(api, now)
+def test_a_failed_detail_read_keeps_the_previous_data_and_is_tried_again_after_a_minute(world: World) -> None:
+    api, now, views = world
     first = views.read(TARGET, far(now))
     api.detail_ok = False
-    now[0] = 600.0
-    views.read(TARGET, far(now))
+    at(views, now, 600.0)
     settle(api)
-    now[0] = 601.0
-    kept = views.read(TARGET, far(now))
+    kept = at(views, now, 601.0)
     assert kept.ok and kept.records is not None and {j.run_mode for j in kept.records} == {"exclusive_cluster"}
     assert kept.detail_at == first.detail_at  # when the detail view last succeeded
-    now[0] = 600.0 + RETRY_AFTER_FAILURE - 1
-    views.read(TARGET, far(now))
+    at(views, now, 600.0 + RETRY_AFTER_FAILURE - 1)
     assert api.count(DETAIL) == 2
-    now[0] = 600.0 + RETRY_AFTER_FAILURE
-    views.read(TARGET, far(now))
+    at(views, now, 600.0 + RETRY_AFTER_FAILURE)
     settle(api)
     assert api.count(DETAIL) == 3
-    views.close()
 
 
-def test_new_jobs_bring_the_detail_read_forward_at_most_once_a_minute() -> None:
-    api, now = FakeApi(), [0.0]
-    views = views_for(api, now)
+def test_new_jobs_bring_the_detail_read_forward_at_most_once_a_minute(world: World) -> None:
+    api, now, views = world
     views.read(TARGET, far(now))
     api.summary.append(summary_job(3))  # a new job: the detail view has not shown it
     now[0] = EARLY_READ_GAP - 1
@@ -188,7 +196,6 @@ def test_new_jobs_bring_the_detail_read_forward_at_most_once_a_minute() -> None:
         now[0] = second * EARLY_READ_GAP + 1
         views.read(TARGET, far(now))
     assert api.count(DETAIL) == 3
-    views.close()
 
 
 def test_summary_only_and_every_sweep() -> None:
@@ -206,9 +213,8 @@ def test_summary_only_and_every_sweep() -> None:
     every.close()
 
 
-def test_a_failed_summary_is_down_whatever_the_detail_view_says() -> None:
-    api, now = FakeApi(), [0.0]
-    views = views_for(api, now)
+def test_a_failed_summary_is_down_whatever_the_detail_view_says(world: World) -> None:
+    api, now, views = world
 
     def failing(target: Target, request: ListRequest, deadline: Deadline) -> Result:
         if request is SUMMARY:
@@ -218,14 +224,12 @@ def test_a_failed_summary_is_down_whatever_the_detail_view_says() -> None:
     views._read = failing  # type: ignore[method-assign]
     result = views.read(TARGET, far(now))
     assert not result.ok and result.records is None and result.detail_at is not None
-    views.close()
 
 
-def test_a_background_refresh_runs_under_its_own_deadline_not_the_scrapes() -> None:
+def test_a_background_refresh_runs_under_its_own_deadline_not_the_scrapes(world: World) -> None:
     """The first read waits with the scrape, under its deadline; a refresh no scrape waits for
     gets a deadline of its own, or a short scrape would cut every refresh short."""
-    api, now = FakeApi(), [0.0]
-    views = views_for(api, now)
+    api, now, views = world
     first = far(now)
     views.read(TARGET, first)
     now[0] = 700.0
@@ -235,7 +239,6 @@ def test_a_background_refresh_runs_under_its_own_deadline_not_the_scrapes() -> N
     details = [deadline for name, deadline in api.deadlines if name == DETAIL.name]
     assert details[0] is first  # the first read: the scrape's
     assert details[1] is not scrape_deadline and details[1].at == now[0] + BACKGROUND_TIMEOUT
-    views.close()
 
 
 # --- over HTTP, against the simulator answering as documented ---

@@ -20,10 +20,10 @@ import requests
 import trustme
 import yaml
 
-from exporter.wiring import Exporter
 from exporter.simulator import Simulator
 from exporter.web.config import WebConfigError, load_web_config, parse_duration
 from exporter.web.guard import Passwords
+from exporter.wiring import Exporter
 from tests.helpers import COMMAND, clean_environ, free_port, jobs
 
 Start = Callable[..., Exporter]

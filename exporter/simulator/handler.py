@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 LIST_PATH = re.compile(r"^(?:/([a-z0-9]+(?:-[a-z0-9]+)+))?/v1\.0/([^/]+)/(streaming/jobs|queues)/?$")
 RESOURCES = {"streaming/jobs": "jobs", "queues": "queues"}
 TOKEN_PATH = "/v3/auth/tokens"  # noqa: S105  (a path, not a secret)
+# Not an API: what the benchmark asks a simulator in another process, the requests it has had.
+COUNTS_PATH = "/_simulator/counts"
 
 
 def _records(page: dict[str, Any]) -> list[dict[str, Any]]:
@@ -83,9 +85,15 @@ class Handler(BaseHTTPRequestHandler):
         query = dict(parse_qsl(raw_query, keep_blank_values=True))
         host, port = self.client_address[:2]
         record = Recorded(method, path, query, headers, peer=(str(host), int(port)))
+        match = LIST_PATH.match(path)
+        kind = RESOURCES[match.group(3)] if match else "tokens" if path == TOKEN_PATH else "other"
+        if path == COUNTS_PATH:
+            self._send(200, json.dumps(sim.counts).encode(), "", {}, record)
+            return
         with sim._lock:
             sim.requests.append(record)
             sim.request_count += 1
+            sim.counts[kind] = sim.counts.get(kind, 0) + 1
         request_id = record.request_id = uuid.uuid4().hex
         if sim.latency:
             sim._stop.wait(sim.latency)
@@ -98,7 +106,6 @@ class Handler(BaseHTTPRequestHandler):
             status, answer, extra = sim.login(payload)
             self._send(status, json.dumps(answer).encode(), request_id, extra, record)
             return
-        match = LIST_PATH.match(path)
         if method != "GET" or not match:
             self._send(404, json.dumps({"error_code": "APIGW.0101", "error_msg": "The API does not exist.",
                                         "request_id": request_id}).encode(), request_id, {}, record)

@@ -53,6 +53,7 @@ class Simulator:
         self.faults: list[Fault] = []
         self.requests: deque[Recorded] = deque(maxlen=20000)
         self.request_count = 0
+        self.counts: dict[str, int] = {}  # requests by what they asked for (jobs, queues, tokens, other)
         self.tokens: dict[str, tuple[str, float]] = {}  # token -> (project_id, expires_at)
         self._rng = random.Random(seed)
         self._lock = threading.RLock()

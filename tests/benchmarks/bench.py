@@ -6,12 +6,13 @@ counted. Scrapes look like Prometheus' (OpenMetrics, gzip, a scrape-timeout head
 
 Printed, in one run: sweep wall time against the floor RTT * (1 + ceil((pages - 1) / concurrency));
 the official SDK (huaweicloudsdkdli) paging sequentially, and the speed-up over it; API requests
-spent by 4 concurrent scrapes, by a detail-view read, and per hour at default settings against
-the summary view alone; CPU microseconds per job for Prometheus 2's and Prometheus 3's default
-Accept headers, at default settings (both views) and with the summary view alone; peak RSS; and
-how sweeps scale from 100 to 50,000 jobs. Exits 1 when a target is missed.
+spent by 4 concurrent scrapes, by a detail-view read, by a queue read, and per hour at default
+settings against the summary view alone (the simulator counts its calls by list); CPU
+microseconds per job for Prometheus 2's and Prometheus 3's default Accept headers, at default
+settings (both views) and with the summary view alone; peak RSS; and how sweeps scale from 100
+to 50,000 jobs. Exits 1 when a target is missed.
 
-    python tests/benchmarks/bench.py [--smoke]
+    .venv/bin/python -m tests.benchmarks.bench [--smoke]
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import json
 import math
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,7 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
-from prometheus_client.parser import text_string_to_metric_families
+
+from tests.helpers import clean_environ, free_port, parse
 
 # The Accept headers Prometheus sends by default: 2.x, and 3.x (which asks for UTF-8 names,
 # https://prometheus.io/docs/instrumenting/content_negotiation/#default-accept-header).
@@ -46,6 +47,7 @@ ACCEPTS = {"Prometheus 2": PROMETHEUS_2_ACCEPT, "Prometheus 3": PROMETHEUS_3_ACC
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 SCRAPE_INTERVAL = 60.0  # deploy/prometheus/prometheus.yml
 DETAIL_INTERVAL = 600.0  # DLI_EXPORTER_DETAIL_INTERVAL_SECONDS' default
+QUEUE_INTERVAL = 300.0  # DLI_EXPORTER_QUEUE_INTERVAL_SECONDS' default
 PAGE = 100
 
 
@@ -59,12 +61,6 @@ class Target:
     @property
     def met(self) -> bool:
         return self.value >= self.limit if self.higher_is_better else self.value <= self.limit
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager
@@ -84,7 +80,7 @@ def simulator(jobs: int, latency: float, projects: int = 1) -> Iterator[dict[str
 def exporter(sim: dict[str, object], concurrency: int, cache_seconds: float = 0,
              extra_env: dict[str, str] | None = None) -> Iterator[tuple[int, str]]:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HUAWEICLOUD_", "DLI_EXPORTER_"))}
+    env = clean_environ()
     env.update({"HUAWEICLOUD_SDK_AK": str(sim["ak"]), "HUAWEICLOUD_SDK_SK": str(sim["sk"]),
                 "DLI_EXPORTER_ENDPOINT": str(sim["url"]), "DLI_EXPORTER_PROJECT_IDS": ",".join(sim["project_ids"]),  # type: ignore[arg-type]
                 "DLI_EXPORTER_LISTEN_ADDRESS": f"127.0.0.1:{port}", "DLI_EXPORTER_CACHE_SECONDS": str(cache_seconds),
@@ -122,15 +118,20 @@ def scrape(url: str, timeout: float = 60, accept: str = PROMETHEUS_2_ACCEPT) -> 
         "Accept": accept, "Accept-Encoding": "gzip", "X-Prometheus-Scrape-Timeout-Seconds": str(timeout)})
     resp.raise_for_status()
     values: dict[str, float] = {}
-    for family in text_string_to_metric_families(resp.text.replace("# EOF\n", "")):
-        for s in family.samples:
-            if s.name in ("dli_up", "dli_scrape_duration_seconds"):
-                values[s.name] = min(values.get(s.name, math.inf), s.value)
-            elif s.name == "dli_api_requests_total":
-                values[s.name] = values.get(s.name, 0) + s.value
+    for (name, _), value in parse(resp.text, openmetrics=resp.text.endswith("# EOF\n")).items():
+        if name in ("dli_up", "dli_scrape_duration_seconds"):
+            values[name] = min(values.get(name, math.inf), value)
+        elif name == "dli_api_requests_total":
+            values[name] = values.get(name, 0) + value
     if values.get("dli_up") != 1:
         raise RuntimeError("a sweep failed during the benchmark")
     return values
+
+
+def calls(sim: dict[str, object]) -> dict[str, int]:
+    """The calls the simulator has had, by list (jobs, queues)."""
+    answer: dict[str, int] = requests.get(f"{sim['url']}/_simulator/counts", timeout=10).json()
+    return answer
 
 
 def floor(jobs: int, rtt: float, concurrency: int) -> float:
@@ -144,9 +145,11 @@ def measure(jobs: int, latency: float, concurrency: int, scrapes: int,
     all its jobs; the headers take turns, each first in every other round, so that a slow spell of
     the machine or the order of the scrapes favours neither), peak RSS, requests per sweep."""
     with simulator(jobs, latency) as sim, exporter(sim, concurrency, extra_env=extra_env) as (pid, url):
-        # The first sweep reads both views (the detail view again only every 10 minutes): its
-        # requests less a later sweep's are the detail view's.
-        first_sweep = scrape(url)["dli_api_requests_total"]
+        # The first sweep reads both views and the queues (the detail view again only every 10
+        # minutes, the queues every 5): its job-list requests less a later sweep's are the
+        # detail view's; the simulator counts the queue calls apart.
+        scrape(url)
+        first = calls(sim)
         for accept in ACCEPTS.values():
             scrape(url, accept=accept)  # warm-up: connections, imports, caches
         durations: list[float] = []
@@ -162,7 +165,8 @@ def measure(jobs: int, latency: float, concurrency: int, scrapes: int,
                 scrape_requests = got["dli_api_requests_total"]
         per_sweep = (scrape_requests - requests_before) / len(durations)
         result = {"sweep": statistics.median(durations), "rss_mb": peak_rss_mb(pid),
-                  "requests_per_sweep": per_sweep, "detail_requests": first_sweep - per_sweep}
+                  "requests_per_sweep": per_sweep, "detail_requests": first.get("jobs", 0) - per_sweep,
+                  "queue_requests": first.get("queues", 0), "queue_requests_after": calls(sim).get("queues", 0)}
         for name, seconds in cpu.items():
             result[f"cpu_us_per_job {name}"] = 1e6 * seconds / (jobs * scrapes)
         result["cpu_us_per_job"] = max(result[f"cpu_us_per_job {name}"] for name in ACCEPTS)
@@ -228,9 +232,11 @@ def main(argv: list[str] | None = None) -> int:
     sdk = sdk_sequential(main_jobs, latency)
     four, one = concurrent_scrapes(main_jobs, latency, concurrency)
     # Per hour at default settings: a summary sweep per scrape (the cache is shorter than the
-    # interval), and the detail view every DETAIL_INTERVAL; both measured in pages above.
+    # interval), the detail view every DETAIL_INTERVAL and the queues every QUEUE_INTERVAL; each
+    # measured in calls above.
     summary_only = main_run["requests_per_sweep"] * 3600 / SCRAPE_INTERVAL
-    hourly = summary_only + main_run["detail_requests"] * 3600 / DETAIL_INTERVAL
+    queues_hourly = main_run["queue_requests"] * 3600 / QUEUE_INTERVAL
+    hourly = summary_only + main_run["detail_requests"] * 3600 / DETAIL_INTERVAL + queues_hourly
     rows = [
         ("sweep wall time", f"{main_run['sweep']:.3f} s"),
         ("floor RTT*(1+ceil((pages-1)/concurrency))", f"{sweep_floor:.3f} s"),
@@ -240,8 +246,10 @@ def main(argv: list[str] | None = None) -> int:
         ("API requests: one sweep", f"{one:.0f}"),
         ("API requests: 4 concurrent scrapes", f"{four:.0f} ({four / one:.2f}x one sweep)"),
         ("API requests: one detail-view read", f"{main_run['detail_requests']:.0f}"),
+        ("API requests: one queue read (then none in the run's scrapes)",
+         f"{main_run['queue_requests']:.0f} ({main_run['queue_requests_after'] - main_run['queue_requests']:.0f})"),
         (f"API calls per hour, default settings ({SCRAPE_INTERVAL:.0f} s scrapes)",
-         f"{hourly:,.0f} ({hourly / summary_only:.2f}x summary-only: {summary_only:,.0f})"),
+         f"{hourly:,.0f} ({hourly / summary_only:.2f}x summary-only: {summary_only:,.0f}; queues {queues_hourly:.0f})"),
         *((f"CPU per job per sweep, {name} Accept (HTTP, parsing, mapping, rendering)",
            f"{main_run[f'cpu_us_per_job {name}']:.1f} us") for name in ACCEPTS),
         *((f"  the same, summary view only ({name})", f"{summary_run[f'cpu_us_per_job {name}']:.1f} us")
@@ -276,7 +284,11 @@ def main(argv: list[str] | None = None) -> int:
         Target("at most 25 us CPU per job, summary view, Prometheus 3 Accept",
                summary_run["cpu_us_per_job Prometheus 3"], 25.0),
         Target("peak RSS under 120 MB at 10,000 jobs", main_run["rss_mb"], 120.0),
-        Target("both views cost at most 1.2x the summary view's calls per hour", hourly / summary_only, 1.2),
+        Target("both views and the queues cost at most 1.2x the summary view's calls per hour",
+               hourly / summary_only, 1.2),
+        Target("the queues cost 12 calls an hour per project (one read per 300 s)", queues_hourly, 12.0),
+        Target("no queue read between the first and the next interval", main_run["queue_requests_after"]
+               - main_run["queue_requests"], 0.0),
         # Linear: CPU per job stays flat (within 1.5x) from 1,000 to 50,000 jobs.
         Target("cost linear in jobs (CPU/job max/min, 1k-50k)", max(per_job) / min(per_job), 1.5),
     ]

@@ -19,6 +19,7 @@ from pathlib import Path
 import requests
 
 from tests.benchmarks.bench import cpu_seconds, exporter, peak_rss_mb, simulator
+from tests.helpers import scrape
 
 INTERVAL = 15.0
 IDLE = 30.0  # DLI_EXPORTER_PROBE_IDLE_SECONDS for this run (900 by default)
@@ -32,9 +33,7 @@ def rss_mb(pid: int) -> float:
 
 
 def metric(url: str, name: str) -> float:
-    text = requests.get(url + "/metrics", timeout=30).text
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith((name + "{", name + " ")))
+    return scrape(url, timeout=30).total(name)
 
 
 def main(argv: list[str] | None = None) -> int:
