@@ -11,26 +11,24 @@ from __future__ import annotations
 from .resources import REGISTERED
 from .series import PROJECT_ID, MetricSpec
 
-P = PROJECT_ID
-
 # Of every project, whatever the resources.
 PROJECT: tuple[MetricSpec, ...] = (
     MetricSpec("dli_project_info", "gauge", "A project the exporter reads, and its region; always 1.",
-               (P, "region")),
+               (PROJECT_ID, "region")),
     MetricSpec("dli_resource_up", "gauge",
                "1 if the last read of that resource of the project succeeded, else 0; dli_up is the jobs' read.",
-               (P, "resource")),
+               (PROJECT_ID, "resource")),
     MetricSpec("dli_resource_last_success_timestamp_seconds", "gauge",
-               "When that resource of the project was last read completely.", (P, "resource")),
+               "When that resource of the project was last read completely.", (PROJECT_ID, "resource")),
 )
 # The exporter's own counters, kept between scrapes (exporter.selfmetrics).
 SELF: tuple[MetricSpec, ...] = (
     MetricSpec("dli_api_requests_total", "counter",
-               "DLI API calls made, by HTTP status ('error' when no response came).", (P, "code")),
-    MetricSpec("dli_api_request_duration_seconds", "histogram", "Latency of DLI API calls, in seconds.", (P,)),
-    MetricSpec("dli_api_retries_total", "counter", "DLI API calls retried after an error.", (P,)),
+               "DLI API calls made, by HTTP status ('error' when no response came).", (PROJECT_ID, "code")),
+    MetricSpec("dli_api_request_duration_seconds", "histogram", "Latency of DLI API calls, in seconds.", (PROJECT_ID,)),
+    MetricSpec("dli_api_retries_total", "counter", "DLI API calls retried after an error.", (PROJECT_ID,)),
     MetricSpec("dli_iam_logins_total", "counter",
-               "IAM password logins, by HTTP status ('error' when no response came).", (P, "code")),
+               "IAM password logins, by HTTP status ('error' when no response came).", (PROJECT_ID, "code")),
 )
 # Of the scrape and the exporter as a whole (on /metrics only, not on each /probe).
 SCRAPE = MetricSpec(

@@ -19,7 +19,7 @@ import requests
 from exporter.simulator import Simulator
 from exporter.web import limits
 from exporter.wiring import Exporter
-from tests.helpers import jobs
+from tests.helpers import jobs, scrape
 
 Start = Callable[..., Exporter]
 
@@ -49,11 +49,6 @@ def idle_connections(exporter: Exporter, count: int) -> Iterator[list[socket.soc
             conn.close()
 
 
-def scrape(exporter: Exporter, timeout: float = 1.0) -> requests.Response:
-    return requests.get(exporter.url + "/metrics", timeout=timeout,
-                        headers={"X-Prometheus-Scrape-Timeout-Seconds": f"{timeout:g}"})
-
-
 def test_idle_connections_hold_nothing_scrapes_see_and_threads_return_to_baseline(exporter_for: Start) -> None:
     with Simulator({"p1": jobs(20)}) as sim:
         exporter = exporter_for(sim, show_detail=False)
@@ -63,37 +58,62 @@ def test_idle_connections_hold_nothing_scrapes_see_and_threads_return_to_baselin
             assert settle(lambda: exporter.server.connections == 300)  # type: ignore[attr-defined]
             # A scrape gets through beside them, within its (Prometheus') timeout of a second.
             resp = scrape(exporter, timeout=1.0)
-            assert resp.status_code == 200 and 'dli_up{project_id="p1"} 1.0' in resp.text
+            assert resp.status == 200 and resp.up("p1") == 1 and resp.seconds < 1.0
         assert settle(lambda: threading.active_count() <= threads and exporter.server.connections == 0)  # type: ignore[attr-defined]
         assert settle(lambda: open_fds() <= fds)
 
 
+def _trickled_until_cut(exporter: Exporter, silent: socket.socket | None = None) -> float:
+    """Seconds until the server cuts a client that sends its header lines a little at a time
+    (each read is quick, so no read timeout would catch it); ``silent`` says nothing meanwhile."""
+    slow = socket.create_connection(("127.0.0.1", exporter.port), timeout=5)
+    try:
+        started = time.monotonic()
+        slow.sendall(b"GET /metrics HTTP/1.1\r\n")
+        while time.monotonic() - started < 4 and not _closed_by_peer(slow):
+            try:
+                slow.sendall(b"X-Slow: 1\r\n")
+            except OSError:
+                break  # closed between the check and the send
+            time.sleep(0.1)
+        took = time.monotonic() - started
+        assert _closed_by_peer(slow), took
+        assert silent is None or _reads_eof(silent)
+        return took
+    finally:
+        slow.close()
+
+
 def test_a_client_that_never_finishes_its_headers_is_dropped_at_the_deadline(
         exporter_for: Start, monkeypatch: pytest.MonkeyPatch) -> None:
-    """One client trickles header lines (each read is quick, so no read timeout would catch it),
-    another says nothing: both are dropped at the header deadline, and scrapes go on."""
+    """One client trickles header lines, another says nothing: both are dropped at the header
+    deadline, and scrapes go on."""
     monkeypatch.setattr(limits, "HEADER_TIMEOUT", 0.5)
     with Simulator({"p1": jobs(1)}) as sim:
         exporter = exporter_for(sim, show_detail=False)
-        slow = socket.create_connection(("127.0.0.1", exporter.port), timeout=5)
         silent = socket.create_connection(("127.0.0.1", exporter.port), timeout=5)
         try:
-            started = time.monotonic()
-            slow.sendall(b"GET /metrics HTTP/1.1\r\n")
-            while time.monotonic() - started < 4 and not _closed_by_peer(slow):
-                try:
-                    slow.sendall(b"X-Slow: 1\r\n")
-                except OSError:
-                    break  # closed between the check and the send
-                time.sleep(0.1)
-            took = time.monotonic() - started
-            assert _closed_by_peer(slow) and took < 3, took
-            assert _reads_eof(silent)
+            assert _trickled_until_cut(exporter, silent) < 3
         finally:
-            slow.close()
             silent.close()
         assert settle(lambda: exporter.server.connections == 0)  # type: ignore[attr-defined]
-        assert scrape(exporter, timeout=5).status_code == 200
+        assert scrape(exporter, timeout=5).status == 200
+
+
+def test_after_an_idle_spell_the_header_deadline_still_cuts_a_slow_client(
+        exporter_for: Start, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The one watcher thread sleeps while no connection waits for its headers: once every
+    connection is served and a few deadlines have passed with nobody there, a new slow client is
+    still cut at its deadline, not left to trickle for ever."""
+    monkeypatch.setattr(limits, "HEADER_TIMEOUT", 0.5)
+    with Simulator({"p1": jobs(1)}) as sim:
+        exporter = exporter_for(sim, show_detail=False)
+        assert scrape(exporter, timeout=5).status == 200  # the watcher has watched, and has nothing left
+        assert settle(lambda: exporter.server.connections == 0)  # type: ignore[attr-defined]
+        time.sleep(2.0)  # idle: four deadlines' worth with nothing to watch
+        took = _trickled_until_cut(exporter)
+        assert 0.4 < took < 2.0, took
+        assert scrape(exporter, timeout=5).status == 200
 
 
 def _closed_by_peer(sock: socket.socket) -> bool:
@@ -128,7 +148,7 @@ def test_requests_beyond_the_limit_get_503_and_healthz_still_answers(exporter_fo
         def one() -> None:
             resp = scrape(exporter, timeout=10)
             with lock:
-                answers.append(resp.status_code)
+                answers.append(resp.status)
 
         workers = [threading.Thread(target=one) for _ in range(2)]
         for worker in workers:
@@ -189,7 +209,7 @@ def test_garbage_gets_an_error_or_a_closed_connection_and_the_server_keeps_servi
             body = answer.split(b"\r\n\r\n", 1)[1]
             assert body.count(b"\n") == 1 and body[:-1].decode().isprintable(), body
             assert b"aaaa" not in body and b"BREW" not in body and b"9.0" not in body
-        assert scrape(exporter, timeout=5).status_code == 200
+        assert scrape(exporter, timeout=5).status == 200
         assert settle(lambda: exporter.server.connections == 0)  # type: ignore[attr-defined]
 
 
@@ -203,4 +223,4 @@ def test_connections_past_the_cap_are_closed_at_once_and_served_again_once_other
                 assert _reads_eof(extra)  # closed without a thread
             assert exporter.server.connections == 3  # type: ignore[attr-defined]
         assert settle(lambda: exporter.server.connections == 0)  # type: ignore[attr-defined]
-        assert scrape(exporter, timeout=5).status_code == 200
+        assert scrape(exporter, timeout=5).status == 200

@@ -122,12 +122,37 @@ def test_basic_auth(sim: Simulator, exporter_for: Start, pki: Pki, prefix: bytes
     assert get(exporter, "/healthz", pki).status_code == 200  # probes need no password
 
 
+def test_basic_auth_splits_user_and_password_at_the_first_colon(sim: Simulator, exporter_for: Start,
+                                                                pki: Pki) -> None:
+    """RFC 7617: a user name holds no colon, a password may. Split at any later colon, the user
+    would be "prometheus:pa..." and the right password would be refused."""
+    password = "pa:ss:word:"
+    users = {"prometheus": bcrypt_hash(password)}
+    exporter = exporter_for(sim, web_config_file=pki.write({"basic_auth_users": users}))
+    metrics = exporter.url + "/metrics"
+    assert requests.get(metrics, auth=("prometheus", password), timeout=10).status_code == 200
+    assert requests.get(metrics, auth=("prometheus", "pa"), timeout=10).status_code == 401
+    assert requests.get(metrics, auth=("prometheus", "pa:ss:word"), timeout=10).status_code == 401
+
+
 def test_basic_auth_without_tls(sim: Simulator, exporter_for: Start, pki: Pki) -> None:
     exporter = exporter_for(sim, web_config_file=pki.write({"basic_auth_users": {"p": bcrypt_hash(PASSWORD)}}))
     assert exporter.url.startswith("http://")
     assert requests.get(exporter.url + "/metrics", timeout=10).status_code == 401
     assert requests.get(exporter.url + "/metrics", auth=("p", PASSWORD), timeout=10).status_code == 200
     assert requests.get(exporter.url + "/healthz", timeout=10).status_code == 200
+
+
+def test_require_and_verify_refuses_a_client_without_a_certificate(sim: Simulator, exporter_for: Start,
+                                                                   pki: Pki) -> None:
+    """With no SAN list to check, the TLS handshake alone must refuse a client that has no
+    certificate (and admit one our CA issued)."""
+    tls = {**TLS, "client_auth_type": "RequireAndVerifyClientCert", "client_ca_file": "ca.pem"}
+    exporter = exporter_for(sim, web_config_file=pki.write({"tls_server_config": tls}))
+    with pytest.raises(requests.ConnectionError):
+        get(exporter, "/metrics", pki)
+    ok = get(exporter, "/metrics", pki, cert=pki.client("intruder.example"))  # any certificate of our CA
+    assert ok.status_code == 200 and "dli_up" in ok.text
 
 
 def test_client_certificates(sim: Simulator, exporter_for: Start, pki: Pki) -> None:
