@@ -25,6 +25,7 @@ from .environment import config_failure
 from .listen import parse_listen_address
 from .logs import one_line
 from .probe import Probes
+from .regions import NoEndpoint, dli_endpoint
 from .resources import REGISTERED, Source
 from .selfmetrics import ApiStats
 from .settings import EXIT_CONFIG, ConfigError, Settings
@@ -186,7 +187,8 @@ def serve(settings: Settings, *, demo: bool = False) -> int:
 
 
 def _default_endpoint(settings: Settings) -> str:
+    """The endpoint of the default region, for the start-up log ("" when there is none)."""
     try:
-        return settings.target("").endpoint
-    except ValueError:
+        return dli_endpoint(settings.effective_region or "", settings.endpoint)
+    except NoEndpoint:
         return ""

@@ -134,10 +134,10 @@ def test_two_thousand_scrapes_with_random_faults_leak_nothing() -> None:
     threads, sockets, rss = end
     warm_threads, warm_sockets, warm_rss = warm
     report = f"warm {warm}, end {end} (threads, sockets, RSS kB), {took:.0f}s for {SCRAPES} scrapes"
-    # Fixed sizes: main, two sweep workers, two detail-view workers (one per project) and
-    # CONCURRENCY page workers, plus a spare; the listener and at most CONCURRENCY + 2 pooled
-    # connections to the API.
-    assert threads <= warm_threads and threads <= 1 + 2 + 2 + CONCURRENCY + 1, report
+    # Fixed sizes: main, four sweep workers (two projects, two resources: jobs and queues), two
+    # detail-view workers (one per project) and CONCURRENCY page workers, plus a spare; the
+    # listener and at most CONCURRENCY + 2 pooled connections to the API.
+    assert threads <= warm_threads and threads <= 1 + 2 * 2 + 2 + CONCURRENCY + 1, report
     assert warm_sockets <= 1 + CONCURRENCY + 2 and sockets <= 1 + CONCURRENCY + 2, report
     assert rss - warm_rss < 10 * 1024, report
     assert "Traceback" not in err
