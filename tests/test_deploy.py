@@ -433,6 +433,26 @@ def test_the_demos_failing_jobs_reach_the_webhook_as_one_grouped_page(stack: Sta
     assert len(keys) == len(set(keys)), keys
 
 
+@pytest.mark.e2e
+def test_the_demos_full_queue_fires_dli_queue_full_and_nothing_else_does(stack: Stack) -> None:
+    """The demo's full queue (its running jobs ask every CU it has, a job waits on it) is the
+    one DliQueueFull: the real Prometheus evaluating the shipped rule over the demo's series."""
+    from exporter.simulator import DEMO_PROJECTS, FULL_QUEUE
+
+    deadline = time.monotonic() + 60
+    firing: list[dict[str, Any]] = []
+    while time.monotonic() < deadline and not firing:
+        firing = stack.query('ALERTS{alertname="DliQueueFull", alertstate="firing"}')
+        time.sleep(1)
+    assert [(a["metric"]["project_id"], a["metric"]["queue"]) for a in firing] == [(DEMO_PROJECTS[0], FULL_QUEUE)]
+    [asked] = stack.query(f'sum by (queue) ((max by (project_id, job_id) (dli_job_compute_units) and on '
+                          f'(project_id, job_id) max by (project_id, job_id) (dli_job_status{{status="job_running"}})) '
+                          f'* on (project_id, job_id) group_left (queue) topk by (project_id, job_id) (1, '
+                          f'dli_job_info{{project_id="{DEMO_PROJECTS[0]}", queue="{FULL_QUEUE}"}}))')
+    [size] = stack.query(f'max(dli_queue_compute_units{{project_id="{DEMO_PROJECTS[0]}", queue="{FULL_QUEUE}"}})')
+    assert asked["value"][1] == size["value"][1] == "32"
+
+
 def _dashboard_queries() -> list[tuple[str, str]]:
     dashboard = json.loads(DASHBOARD.read_text())
     return [(panel["title"], target["expr"]) for panel in dashboard["panels"] for target in panel.get("targets", [])]
