@@ -29,6 +29,9 @@ SELF: tuple[MetricSpec, ...] = (
     MetricSpec("dli_api_retries_total", "counter", "DLI API calls retried after an error.", (PROJECT_ID,)),
     MetricSpec("dli_iam_logins_total", "counter",
                "IAM password logins, by HTTP status ('error' when no response came).", (PROJECT_ID, "code")),
+    MetricSpec("dli_api_field_errors_total", "counter",
+               "Fields of jobs or queues that could not be read and were left out; the rest of the record was read.",
+               (PROJECT_ID, "field")),
 )
 # Of the scrape and the exporter as a whole (on /metrics only, not on each /probe).
 SCRAPE = MetricSpec(

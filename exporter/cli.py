@@ -18,6 +18,7 @@ from . import __version__, logs
 from .environment import config_failure, load_settings, unknown_env_names
 from .healthcheck import healthcheck
 from .preflight import run_check
+from .resources.jobs import JOB_TYPES
 from .settings import ConfigError
 from .wiring import serve
 
@@ -111,6 +112,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         logs.setup(settings.log_level, settings.log_format)
         for name in unknown_env_names():
             log.warning("unknown setting ignored", extra={"variable": name})
+        if settings.unknown_job_type:
+            log.warning("DLI_EXPORTER_JOB_TYPE is none of the job types DLI documents; passed on as it is",
+                        extra={"job_type": settings.job_type, "known": ",".join(JOB_TYPES)})
         if args.check:
             try:
                 return run_check(settings, sys.stdout)

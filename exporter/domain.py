@@ -13,7 +13,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 Clock = Callable[[], float]
 MAX_SCRAPE_TIMEOUT = 600.0  # seconds: the longest a scrape may take, asked by a header or configured
@@ -58,14 +58,25 @@ class Deadline:
         return self.clock() >= self.at
 
 
+class FieldError(NamedTuple):
+    """A field of a record that could not be read, and was left out (the rest of the record was
+    read): its name upstream (``job.restart_times``), what was wrong (never the value itself),
+    and which record (a job id, a queue name)."""
+
+    field: str
+    problem: str
+    record: str
+
+
 @dataclass(slots=True)
 class Page:
-    """One page of a list: its records, what the answer said the total is, and how many entries
-    it held (duplicates included: a full page means more may follow)."""
+    """One page of a list: its records, what the answer said the total is, how many entries it
+    held (duplicates included: a full page means more may follow), and the fields left out."""
 
     total_count: int | None
     records: list[Any]
     raw_count: int
+    field_errors: list[FieldError] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -79,6 +90,7 @@ class Result:
     finished_at: float  # epoch seconds
     pages: int = 0
     total_count: int | None = None
+    field_errors: tuple[FieldError, ...] = ()  # fields left out of records that were read
     # For a resource read in two views on two cadences (jobs): when the slower view merged into
     # these records was last read completely (epoch seconds); None when it never was.
     detail_at: float | None = None

@@ -277,6 +277,8 @@ def _value_source(value: Attr | Const) -> tuple[list[str], str | None, str]:
     """(statements that set ``x``, the condition for a series or None for always, f-string source
     of the formatted value) for a table value: the same as calling it, written out."""
     if isinstance(value, Const):
+        if value.when is not None:
+            return [f"x = r.{value.when}"], "x", _literal(format_value(value.value))
         return [], None, _literal(format_value(value.value))
     lines = [f"x = r.{value.name}"]
     if value.flag:

@@ -35,6 +35,8 @@ class ApiStats:
                                 _labels("dli_api_retries_total"), registry=self.registry)
         self._logins = Counter("dli_iam_logins_total", SPECS["dli_iam_logins_total"].help,
                                _labels("dli_iam_logins_total"), registry=self.registry)
+        self._left_out = Counter("dli_api_field_errors_total", SPECS["dli_api_field_errors_total"].help,
+                                 _labels("dli_api_field_errors_total"), registry=self.registry)
         self._web_config: Gauge | None = None
 
     def observe(self, account: str, code: str, seconds: float) -> None:
@@ -49,6 +51,9 @@ class ApiStats:
     def logged_in(self, account: str, code: str) -> None:
         self._logins.labels(account, code).inc()
 
+    def left_out(self, account: str, field: str, count: int) -> None:
+        self._left_out.labels(account, field).inc(count)
+
     def web_config_loaded(self, ok: bool) -> None:
         """The web configuration file was (re)loaded, or failed to. Its gauge exists from the first call."""
         if self._web_config is None:
@@ -61,7 +66,8 @@ class ApiStats:
         would otherwise grow with every project ever probed."""
         metrics: list[tuple[Counter | Histogram, str]] = [
             (self._requests, "dli_api_requests_total"), (self._latency, "dli_api_request_duration_seconds"),
-            (self._retries, "dli_api_retries_total"), (self._logins, "dli_iam_logins_total")]
+            (self._retries, "dli_api_retries_total"), (self._logins, "dli_iam_logins_total"),
+            (self._left_out, "dli_api_field_errors_total")]
         for metric, name in metrics:
             names = SPECS[name].labels  # a histogram's samples add "le": take the metric's own labels
             for labels in {tuple(s.labels.get(n, "") for n in names) for family in metric.collect()

@@ -56,11 +56,15 @@ class Attr:
 
 @dataclass(frozen=True)
 class Const:
-    """A series whose value is always the same (an ``_info`` series, the current status)."""
+    """A series whose value is always the same (an ``_info`` series, the current status); with
+    ``when``, only for records whose attribute of that name is not empty."""
 
     value: int
+    when: str | None = None
 
-    def __call__(self, record: Any) -> float:
+    def __call__(self, record: Any) -> float | None:
+        if self.when is not None and not getattr(record, self.when):
+            return None
         return self.value
 
 

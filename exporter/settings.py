@@ -205,13 +205,6 @@ class Settings(ServerSettings):
             raise ValueError("the URL's port is not a number from 0 to 65535") from None
         return value.rstrip("/")
 
-    @field_validator("job_type")
-    @classmethod
-    def _check_job_type(cls, value: str | None) -> str | None:
-        if value is not None and value not in JOB_TYPES:
-            raise ValueError("expected one of " + ", ".join(JOB_TYPES))
-        return value
-
     # --- derived values ---
 
     @property
@@ -238,6 +231,12 @@ class Settings(ServerSettings):
     def probe_allowlist(self) -> frozenset[tuple[str | None, str]]:
         """(region or None for any, project id) of each entry of DLI_EXPORTER_PROBE_ALLOWED."""
         return frozenset(s for entry in self.probe_allowed if (s := split_entry(entry, PROBE_ENTRY)) is not None)
+
+    @property
+    def unknown_job_type(self) -> bool:
+        """DLI_EXPORTER_JOB_TYPE is none of the types the documentation knows (it is passed on all
+        the same: the API may know a type the documentation does not yet)."""
+        return self.job_type is not None and self.job_type not in JOB_TYPES
 
     @property
     def job_filters(self) -> dict[str, str]:

@@ -32,9 +32,9 @@ from exporter.dli.api import DliApi
 from exporter.dli.auth import AccessKey
 from exporter.dli.errors import Failure
 from exporter.dli.transport import Call
-from exporter.domain import Deadline, Page
+from exporter.domain import Deadline, FieldError, Page
 from exporter.environment import load_settings
-from exporter.resources.jobs.record import parse_page
+from exporter.resources.jobs.record import Job, parse_job, parse_page
 from exporter.settings import Settings
 from exporter.simulator import DEMO_AK, DEMO_SK, Simulator
 from exporter.wiring import Exporter, build_exporter
@@ -271,3 +271,8 @@ def answering(status: int, body: Mapping[str, Any], headers: Mapping[str, str] |
     finally:
         server.shutdown()
         server.server_close()
+
+
+def parsed(raw: Any, errors: list[FieldError] | None = None) -> Job:
+    """A job as the exporter reads it from ``raw``; the fields it leaves out go to ``errors``."""
+    return parse_job(raw, [] if errors is None else errors)

@@ -18,10 +18,9 @@ from exporter.collector import DliCollector, Exposed
 from exporter.domain import Deadline, Result, Snapshot, Target
 from exporter.render import FamilyLike, RenderedFamily, ValueFormatter, negotiate, render
 from exporter.resources import REGISTERED, Options
-from exporter.resources.jobs.record import parse_job
 from exporter.resources.queues import parse_page as parse_queues
 from exporter.selfmetrics import ApiStats
-from tests.helpers import job
+from tests.helpers import job, parsed
 
 # p3 without a region: an endpoint given outright need not say.
 TARGETS = (Target("p1", "http://dli", "cn-north-4"), Target("p2", "http://dli", "ap-southeast-1"),
@@ -36,19 +35,25 @@ def queue(name: str, **fields: Any) -> dict[str, Any]:
 
 
 def golden_snapshot() -> Snapshot:
-    """Every case the contract names: unknown and new statuses, nulls, odd label values, a failed
-    project with an older success, an empty project; queues read while the jobs failed, and the
-    jobs read while the queues failed."""
-    p1 = [parse_job(raw) for raw in [
+    """Every case the contract names: unknown and new statuses, nulls, odd label values, status
+    descriptions (escaped, folded, cut), real and configured CUs, Flink versions and a custom
+    image, a failed project with an older success, an empty project; queues read while the jobs
+    failed, and the jobs read while the queues failed."""
+    p1 = [parsed(raw) for raw in [
         job(3, name='quote " backslash \\ newline \n 名字', restart_times=7, has_savepoint=True,
             job_type="flink_jar_job", run_mode="exclusive_cluster", queue_name="etl"),
-        job(1, status="job_running_exception", restart_times=2),
+        job(1, status="job_running_exception", restart_times=2,
+            status_desc="Job failed:\n  java.lang.OutOfMemoryError: \"Java heap space\" \\ at op 名字"),
         job(2, status=None, user_name=None, queue_name=None, run_mode=None, start_time=0, duration=None,
             restart_times=None, job_config=None),
         job(10, status="job_brand_new_status", create_time="1700000005000", restart_times="4",
             job_config={"cu_number": "8", "parallel_number": None, "checkpoint_enabled": "false",
                         "restart_when_exception": True}),
-        job(11, status="job_running", has_savepoint="true"),
+        job(11, status="job_running", has_savepoint="true", status_desc="",
+            job_config={"cu_number": 4, "real_cu_number": 6, "manager_cu_number": 1, "flink_version": "1.15"}),
+        # A custom image (no DLI Flink version), and a status description past the label limit.
+        job(13, status="job_submit_fail", status_desc="Failed to submit: " + "no CUs left; " * 40,
+            job_config={"cu_number": 2, "real_cu_number": 0, "flink_version": "1.12", "feature": "custom"}),
         # Absent booleans (no series, not 0), and v2 resources (parallelism from resource_config).
         {**job(12, job_type="flink_sql_edge_job", run_mode="edge_node",
                job_config={"cu_number": 2, "resource_config_version": "v2",
@@ -81,6 +86,7 @@ def golden_stats() -> ApiStats:
     stats.observe("p2", "error", 12.0)
     stats.retried("p2")
     stats.logged_in("p1", "201")
+    stats.left_out("p1", "job.restart_times", 2)
     return stats
 
 

@@ -256,6 +256,23 @@ def test_check_names_the_host_that_refused_the_connection() -> None:
     assert f"  error (jobs): connection to 127.0.0.1:{port} refused" in done.stdout.splitlines()
 
 
+def test_an_unknown_job_type_starts_with_a_warning_naming_the_known_ones() -> None:
+    """The filter is passed on as it is (the API may know a type the documentation does not yet);
+    this simulator, like today's API, refuses it, and --check shows the API's words."""
+    with Simulator({"proj-a": jobs(3)}) as sim:
+        env = {"HUAWEICLOUD_SDK_AK": DEMO_AK, "HUAWEICLOUD_SDK_SK": DEMO_SK, "DLI_EXPORTER_ENDPOINT": sim.url,
+               "DLI_EXPORTER_PROJECT_IDS": "proj-a", "DLI_EXPORTER_JOB_TYPE": "flink_python_job",
+               "DLI_EXPORTER_RETRIES": "0"}
+        done = _check(env)
+        sent = [r.query.get("job_type") for r in sim.recorded() if r.path.endswith("/streaming/jobs")]
+    [warning] = [line for line in done.stderr.splitlines() if "level=warning" in line]
+    assert "DLI_EXPORTER_JOB_TYPE is none of the job types DLI documents" in warning
+    assert 'job_type=flink_python_job' in warning
+    assert 'known=flink_sql_job,flink_opensource_sql_job,flink_sql_edge_job,flink_jar_job' in warning
+    assert sent and set(sent) == {"flink_python_job"}
+    assert "  error (jobs): HTTP 400 DLI.0001: Parameter job_type is invalid." in done.stdout.splitlines()
+
+
 def test_the_detail_view_flag_goes_both_ways() -> None:
     from exporter.cli import _parser
 

@@ -20,9 +20,8 @@ from exporter.catalog import METRICS, SPECS
 from exporter.domain import Deadline, Result, Snapshot
 from exporter.render import ValueFormatter, format_value, negotiate, parse_content_type
 from exporter.resources import REGISTERED
-from exporter.resources.jobs.record import parse_job
 from exporter.selfmetrics import ApiStats
-from tests.helpers import examples, parse
+from tests.helpers import examples, parse, parsed
 from tests.reference import TARGETS, FixedSweeper, collector_for, golden_snapshot, golden_stats, ours, theirs
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -357,7 +356,7 @@ def test_content_types() -> None:
         "checkpoint_enabled": st.booleans(), "restart_when_exception": st.booleans()})),
 }), max_size=8))
 def test_the_renderer_matches_prometheus_client_on_any_text(raws: list[dict[str, Any]]) -> None:
-    snapshot = Snapshot({("p1", "jobs"): Result([parse_job(r) for r in raws], None, 0.5, 1.0)}, {("p1", "jobs"): 1.0})
+    snapshot = Snapshot({("p1", "jobs"): Result([parsed(r) for r in raws], None, 0.5, 1.0)}, {("p1", "jobs"): 1.0})
     for accept in ("", OPENMETRICS):
         assert ours(snapshot, accept, targets=TARGETS[:1]) == theirs(snapshot, accept, targets=TARGETS[:1])
 

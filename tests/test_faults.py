@@ -58,6 +58,9 @@ def world() -> Iterator[Simulator]:
 class Case:
     faults: tuple[Fault, ...]
     down: bool  # True: p1 must end down; False: retries or tolerance must absorb the fault
+    # Fields of one job the fault makes unreadable: p1 stays up, that job loses those fields alone
+    # (and its name, if named here, becomes ""), and each is counted in dli_api_field_errors_total.
+    left_out: tuple[str, ...] = ()
 
 
 CASES = {
@@ -69,7 +72,10 @@ CASES = {
     "a client error (DLI.0001)": Case((Fault("error", project_id=P1, page=1, status=400, error_code="DLI.0001",
                                              error_msg="Parameter error."),), down=True),
     "truncated JSON": Case((Fault("truncate", project_id=P1, page=1),), down=True),
-    "wrong types in fields": Case((Fault("wrong_types", project_id=P1, page=2),), down=True),
+    "wrong types in fields": Case((Fault("wrong_types", project_id=P1, page=2),), down=False,
+                                  left_out=("job.has_savepoint", "job.name", "job.restart_times")),
+    "a job without job_id": Case((Fault("body", project_id=P1, page=1, body=b'{"is_success": true, "job_list": '
+                                        b'{"total_count": 250, "jobs": [{"name": "no id"}]}}'),), down=True),
     "is_success false": Case((Fault("not_success", project_id=P1, error_msg="Internal error"),), down=True),
     "no job list": Case((Fault("bad_shape", project_id=P1, page=1),), down=True),
     "connection closed without an answer": Case((Fault("drop", project_id=P1, page=1),), down=True),
@@ -105,8 +111,15 @@ def test_fault(name: str, world: Simulator, exporter_for: Start, log_lines: io.S
         # Its last success stays visible, for "down for how long" alerts.
         assert hit.value("dli_last_success_timestamp_seconds", project_id=P1) == \
             baseline.value("dli_last_success_timestamp_seconds", project_id=P1)
+    elif case.left_out:
+        assert hit.up(P1) == 1
+        assert_one_job_lost_only(baseline.jobs_of(P1), hit.jobs_of(P1), case.left_out)
+        assert {dict(labels)["field"] for (name, labels), v in hit.series.items()
+                if name == "dli_api_field_errors_total" and v > 0} == set(case.left_out)
     else:
         assert hit.up(P1) == 1 and hit.jobs_of(P1) == baseline.jobs_of(P1)
+    if not case.left_out:
+        assert hit.total("dli_api_field_errors_total") == 0
     # The jobs' faults are theirs alone: the queues were read as ever.
     assert queues_up(hit, P1) == 1 and queues_of(hit, P1) == queues_of(baseline, P1)
 
@@ -117,10 +130,27 @@ def test_fault(name: str, world: Simulator, exporter_for: Start, log_lines: io.S
     assert_one_line_per_event(log_lines.getvalue())
 
 
+def assert_one_job_lost_only(before: Series, after: Series, fields: tuple[str, ...]) -> None:
+    """``after`` is ``before`` but for one job: the series of its ``fields`` gone, and its name
+    label "" where the name is among them."""
+    def job_of(key: tuple[str, frozenset[tuple[str, str]]]) -> str:
+        return dict(key[1]).get("job_id", "")
+    changed = {job_of(key) for key in before.keys() ^ after.keys()}
+    changed |= {job_of(key) for key in before.keys() & after.keys() if before[key] != after[key]}
+    [odd] = changed - {""}  # one job; "" is an aggregate (dli_jobs) that names no job
+    assert {k: v for k, v in before.items() if job_of(k) != odd and k[0] != "dli_jobs"} == \
+        {k: v for k, v in after.items() if job_of(k) != odd and k[0] != "dli_jobs"}
+    renamed = "job.name" in fields
+    gone = {"job.restart_times": "dli_job_restarts_total", "job.has_savepoint": "dli_job_has_savepoint"}
+    expected = {(name, frozenset((k, "" if renamed and k == "name" else v) for k, v in labels)): value
+                for (name, labels), value in before.items()
+                if job_of((name, labels)) == odd and name not in {gone[f] for f in fields if f in gone}}
+    assert {k: v for k, v in after.items() if job_of(k) == odd} == expected
+
+
 QUEUE_FAULTS = {
     "500 on every call": (Fault("error", resource="queues", project_id=P1, status=500), True),
     "truncated JSON": (Fault("truncate", resource="queues", project_id=P1), True),
-    "wrong types in fields": (Fault("wrong_types", resource="queues", project_id=P1), True),
     "no list of queues": (Fault("bad_shape", resource="queues", project_id=P1), True),
     "is_success false": (Fault("not_success", resource="queues", project_id=P1), True),
     "connection closed without an answer": (Fault("drop", resource="queues", project_id=P1), True),
@@ -155,6 +185,25 @@ def test_a_queue_fault_withholds_the_queue_series_alone(name: str, world: Simula
     healed = scrape(exporter)
     assert queues_up(healed, P1) == 1 and queues_of(healed, P1) == queues_of(baseline, P1)
     assert_one_line_per_event(log_lines.getvalue())
+
+
+def test_an_odd_queue_field_loses_that_field_alone(world: Simulator, exporter_for: Start) -> None:
+    exporter = exporter_for(world, queue_interval_seconds=0)
+    baseline = scrape(exporter)
+    world.add_fault(Fault("wrong_types", resource="queues", project_id=P1))
+    hit = scrape(exporter)
+    assert queues_up(hit, P1) == 1 and hit.up(P1) == 1
+    before, after = queues_of(baseline, P1), queues_of(hit, P1)
+    changed = {dict(key[1])["queue"] for key in before.keys() ^ after.keys()}
+    [odd] = changed  # the last queue of the answer; every other one as before
+    assert {k: v for k, v in before.items() if ("queue", odd) not in k[1]} == \
+        {k: v for k, v in after.items() if ("queue", odd) not in k[1]}
+    names = {key[0] for key in after if ("queue", odd) in key[1]}
+    assert "dli_queue_compute_units" not in names and "dli_queue_restarting" not in names
+    assert "dli_queue_info" in names and "dli_queue_used_compute_units" in names
+    assert {dict(labels)["field"]: v for (name, labels), v in hit.series.items()
+            if name == "dli_api_field_errors_total"} == {"queue.cu_count": 1, "queue.engine": 1,
+                                                          "queue.is_restarting": 1}
 
 
 def test_queues_are_read_on_their_own_cadence_and_a_failure_is_tried_again_at_the_next_scrape(

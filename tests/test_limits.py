@@ -17,7 +17,6 @@ import requests
 
 from exporter.dli.errors import Failure, Outcome
 from exporter.dli.schema import MAX_LABEL_CHARS
-from exporter.resources.jobs.record import parse_job
 from exporter.selfmetrics import ApiStats
 from exporter.simulator import DEMO_AK, DEMO_SK, Fault, Simulator
 from exporter.wiring import build_api
@@ -28,6 +27,7 @@ from tests.helpers import (
     fetch_first_page,
     free_port,
     jobs,
+    parsed,
     running_exporter,
     scrape,
     settings_for,
@@ -146,9 +146,9 @@ def test_label_values_are_capped_by_one_rule() -> None:
     long = "n" * 10_000
     raw = {"job_id": 1, "name": long, "status": "s" * 300, "job_type": "flink_sql_job", "queue_name": "q" * 257,
            "run_mode": "shared_cluster", "user_name": "u" * 256, "sql_body": "SELECT 1;" * 100_000}
-    job = parse_job(raw)
+    job = parsed(raw)
     assert len(job.name) == MAX_LABEL_CHARS and job.name == "n" * (MAX_LABEL_CHARS - 1) + "\u2026"
     assert len(job.status) == len(job.queue) == MAX_LABEL_CHARS and job.status.endswith("\u2026")
     assert job.user_name == "u" * 256 and job.job_type == "flink_sql_job"  # at the limit: as it is
-    documented = parse_job({"job_id": 2, "name": "j" * 57, "queue_name": "q" * 128})
+    documented = parsed({"job_id": 2, "name": "j" * 57, "queue_name": "q" * 128})
     assert (documented.name, documented.queue) == ("j" * 57, "q" * 128)  # the API's own limits are far below

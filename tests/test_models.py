@@ -8,12 +8,13 @@ from typing import Any
 import pytest
 
 from exporter.dli.schema import PayloadError, error_fields, paging, to_bool, to_float, to_int, to_str, url
+from exporter.domain import FieldError
 from exporter.resources import jobs as jobs_resource
 from exporter.resources import queues
 from exporter.resources.base import Options
 from exporter.resources.jobs import record
-from exporter.resources.jobs.record import parse_job, parse_page
-from tests.helpers import job
+from exporter.resources.jobs.record import parse_page
+from tests.helpers import job, parsed
 
 
 @pytest.mark.parametrize(("raw", "expected"), [
@@ -47,12 +48,12 @@ def test_to_str_passes_strings_unchanged() -> None:
 
 
 def test_full_job() -> None:
-    parsed = parse_job(job(146, restart_times=4, has_savepoint=True, start_time=1_700_000_000_123))
-    assert (parsed.job_id, parsed.name, parsed.status, parsed.queue, parsed.run_mode) == (
+    got = parsed(job(146, restart_times=4, has_savepoint=True, start_time=1_700_000_000_123))
+    assert (got.job_id, got.name, got.status, got.queue, got.run_mode) == (
         146, "job-146", "job_running", "default", "shared_cluster")
-    assert parsed.restarts == 4 and parsed.savepoint is True
-    assert parsed.start_time_ms == 1_700_000_000_123
-    assert parsed.compute_units == 2 and parsed.checkpoints
+    assert got.restarts == 4 and got.savepoint is True
+    assert got.start_time_ms == 1_700_000_000_123
+    assert got.compute_units == 2 and got.checkpoints
 
 
 def test_the_documented_example_job() -> None:
@@ -60,55 +61,111 @@ def test_the_documented_example_job() -> None:
     raw = {"job_id": 146, "name": "aaaaa", "desc": "", "user_name": "", "job_type": "flink_sql_job",
            "status": "job_init", "status_desc": "", "create_time": 1578892414688, "duration": 0,
            "root_id": -1, "graph_editor_enabled": False, "has_savepoint": False}
-    parsed = parse_job(raw)
-    assert parsed.start_time_ms is None and parsed.restarts is None and parsed.duration_ms == 0
-    assert parsed.queue == "" and parsed.run_mode == "" and parsed.compute_units is None
+    got = parsed(raw)
+    assert got.start_time_ms is None and got.restarts is None and got.duration_ms == 0
+    assert got.queue == "" and got.run_mode == "" and got.compute_units is None
 
 
 def test_missing_and_null_fields() -> None:
-    parsed = parse_job({"job_id": "7", "name": None, "status": None, "queue_name": None, "start_time": 0,
+    got = parsed({"job_id": "7", "name": None, "status": None, "queue_name": None, "start_time": 0,
                         "restart_times": None, "has_savepoint": None, "job_config": None})
-    assert parsed.job_id == 7
-    assert parsed.name == "" and parsed.queue == "" and parsed.user_name == ""
-    assert parsed.status == "unknown"
-    assert parsed.start_time_ms is None and parsed.restarts is None and parsed.duration_ms is None
+    assert got.job_id == 7
+    assert got.name == "" and got.queue == "" and got.user_name == ""
+    assert got.status == "unknown"
+    assert got.start_time_ms is None and got.restarts is None and got.duration_ms is None
     # An absent boolean stays absent (no series), never a confident 0.
-    assert parsed.create_time_ms is None and parsed.savepoint is None and parsed.compute_units is None
+    assert got.create_time_ms is None and got.savepoint is None and got.compute_units is None
 
 
 def test_numbers_and_booleans_as_strings() -> None:
-    parsed = parse_job({"job_id": "12", "restart_times": "3", "duration": "1500", "create_time": "1700000000000",
+    got = parsed({"job_id": "12", "restart_times": "3", "duration": "1500", "create_time": "1700000000000",
                         "has_savepoint": "true", "job_config": {"cu_number": "4", "parallel_number": "2",
                                                                 "checkpoint_enabled": "true",
                                                                 "restart_when_exception": "false"}})
-    assert (parsed.restarts, parsed.duration_ms, parsed.create_time_ms) == (3, 1500, 1_700_000_000_000)
-    assert parsed.savepoint is True
-    assert (parsed.compute_units, parsed.parallelism) == (4, 2)
-    assert parsed.checkpoints is True and parsed.auto_restart is False
+    assert (got.restarts, got.duration_ms, got.create_time_ms) == (3, 1500, 1_700_000_000_000)
+    assert got.savepoint is True
+    assert (got.compute_units, got.parallelism) == (4, 2)
+    assert got.checkpoints is True and got.auto_restart is False
 
 
 def test_unknown_status_is_passed_through() -> None:
-    parsed = parse_job(job(1, status="job_quantum_superposition"))
-    assert parsed.status == "job_quantum_superposition"
+    got = parsed(job(1, status="job_quantum_superposition"))
+    assert got.status == "job_quantum_superposition"
 
 
 @pytest.mark.parametrize(("raw", "message"), [
-    (None, "job is null, not an object"), ([], "job is a list"), ("job", "job is a string"),
-    ({"job_id": None}, "has no job_id"), ({"name": "no id"}, "has no job_id"),
-    ({"job_id": "abc"}, "job.job_id is a string that is not a 64-bit integer"),
-    ({"job_id": 1, "restart_times": "several"}, "job.restart_times is a string"),
-    ({"job_id": 1, "restart_times": 1.5}, "job.restart_times is a number"),
-    ({"job_id": 1, "duration": 2**70}, "job.duration is a number that is not a 64-bit integer"),
-    ({"job_id": 1, "has_savepoint": "perhaps"}, "job.has_savepoint is a string that is not a boolean"),
-    ({"job_id": 1, "name": {"en": "x"}}, "job.name is an object, not a string"),
-    ({"job_id": 1, "status": ["job_running"]}, "job.status is a list, not a string"),
-    ({"job_id": 1, "job_config": "big"}, "job.job_config is a string, not an object"),
-    ({"job_id": 1, "job_config": {"cu_number": "lots"}}, "job.job_config.cu_number is a string"),
+    (None, " is null, not an object"), ([], " is a list, not an object"), ("job", " is a string, not an object"),
+    ({"job_id": None}, " has no job_id"), ({"name": "no id"}, " has no job_id"), ({"job_id": ""}, " has no job_id"),
+    ({"job_id": "abc"}, ".job_id is a string that is not a 64-bit integer"),
+    ({"job_id": 2**63}, ".job_id is a number that is not a 64-bit integer"),
 ])
-def test_jobs_that_cannot_be_read_raise_naming_the_field_not_the_value(raw: Any, message: str) -> None:
-    with pytest.raises(PayloadError, match=re.escape(message)) as info:
-        parse_job(raw)
-    assert "several" not in str(info.value) and "perhaps" not in str(info.value)
+def test_only_a_job_without_an_id_is_no_job(raw: Any, message: str) -> None:
+    with pytest.raises(PayloadError) as info:
+        parsed(raw)
+    assert str(info.value) == message and "abc" not in str(info.value)
+
+
+@pytest.mark.parametrize(("raw", "field", "problem"), [
+    ({"restart_times": "several"}, "job.restart_times", "is a string that is not a 64-bit integer"),
+    ({"restart_times": 1.5}, "job.restart_times", "is a number that is not a 64-bit integer"),
+    ({"duration": 2**70}, "job.duration", "is a number that is not a 64-bit integer"),
+    ({"has_savepoint": "perhaps"}, "job.has_savepoint", "is a string that is not a boolean"),
+    ({"name": {"en": "x"}}, "job.name", "is an object, not a string"),
+    ({"status": ["job_running"]}, "job.status", "is a list, not a string"),
+    ({"status_desc": {"reason": "x"}}, "job.status_desc", "is an object, not a string"),
+    ({"job_config": "big"}, "job.job_config", "is a string, not an object"),
+    ({"job_config": {"cu_number": "lots", "real_cu_number": 0}}, "job.job_config.cu_number",
+     "is a string that is not a 64-bit integer"),
+    ({"job_config": {"real_cu_number": []}}, "job.job_config.real_cu_number", "is a list that is not a 64-bit integer"),
+    ({"job_config": {"flink_version": {"major": 1}}}, "job.job_config.flink_version", "is an object, not a string"),
+])
+def test_an_odd_field_loses_only_that_field(raw: dict[str, Any], field: str, problem: str) -> None:
+    """The field is left out and said (its name and what was wrong, never the value); every other
+    field of the job is read as ever."""
+    errors: list[FieldError] = []
+    whole = job(41, restart_times=2, has_savepoint=True, status_desc="running well",
+                job_config={"cu_number": 4, "real_cu_number": 3, "flink_version": "1.15", "parallel_number": 2})
+    config = raw.get("job_config")
+    odd = {**whole, **raw, "job_config": {**whole["job_config"], **config} if isinstance(config, dict) else
+           config if "job_config" in raw else whole["job_config"]}
+    got, clean = parsed(odd, errors), parsed(whole)
+    assert errors == [FieldError(field, problem, "41")]
+    assert "several" not in repr(errors) and "perhaps" not in repr(errors) and "lots" not in repr(errors)
+    lost = {name for name in clean.__slots__ if getattr(got, name) != getattr(clean, name)}
+    attr = {"job.restart_times": {"restarts"}, "job.duration": {"duration_ms"}, "job.has_savepoint": {"savepoint"},
+            "job.name": {"name"}, "job.status": {"status"}, "job.status_desc": {"status_desc"},
+            "job.job_config": {"compute_units", "parallelism", "flink_version"},
+            "job.job_config.cu_number": {"compute_units"},  # real_cu_number 0: cu_number is the CUs in use
+            "job.job_config.real_cu_number": {"compute_units"},  # falls back to cu_number
+            "job.job_config.flink_version": {"flink_version"}}[field]
+    assert lost == attr
+    if field == "job.status":
+        assert got.status == "unknown"  # the contract's label for a job without a status
+    if field == "job.job_config.real_cu_number":
+        assert got.compute_units == 4
+
+
+def test_compute_units_are_the_real_ones_when_given() -> None:
+    """real_cu_number is the CUs a job runs on; 0 (or none) means cu_number is."""
+    def cus(config: dict[str, Any]) -> int | None:
+        return parsed(job(1, job_config=config)).compute_units
+    assert cus({"cu_number": 4, "real_cu_number": 6}) == 6
+    assert cus({"cu_number": 4, "real_cu_number": 0}) == 4
+    assert cus({"cu_number": 4}) == 4 and cus({"real_cu_number": "5"}) == 5 and cus({}) is None
+    assert parsed(job(1, job_config={"manager_cu_number": 2})).manager_compute_units == 2
+
+
+def test_flink_version_and_custom_images() -> None:
+    assert parsed(job(1, job_config={"flink_version": "1.15"})).flink_version == "1.15"
+    assert parsed(job(1, job_config={"flink_version": "1.12", "feature": "custom"})).flink_version == "custom"
+    assert parsed(job(1, job_config={"feature": "basic"})).flink_version == ""
+
+
+def test_status_descriptions_fold_whitespace_and_are_bounded() -> None:
+    assert parsed(job(1, status_desc="  Failed to\n submit:\tno CUs  ")).status_desc == "Failed to submit: no CUs"
+    long = parsed(job(1, status_desc="x" * 5000)).status_desc
+    assert len(long) == record.MAX_LABEL_CHARS and long.endswith("\u2026")
+    assert parsed(job(1, status_desc=7)).status_desc == "7"  # a number is as good as its text
 
 
 def test_page() -> None:
@@ -186,21 +243,23 @@ def test_documented_types_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) ->
     bare = {"job_id": 0, "job_config": {}}  # every other field missing: None, as documented
     with monkeypatch.context() as patched:
         patched.setattr(record, "_convert", refuse)
-        fast = parse_job(typed)
-        others = [parse_job(lowest), parse_job(bare)]
-    assert fast == record._parse_slowly(typed, "job")  # the strict path reads it the same
-    assert others == [record._parse_slowly(lowest, "job"), record._parse_slowly(bare, "job")]
+        fast = parsed(typed)
+        others = [parsed(lowest), parsed(bare)]
+    assert fast == record._parse_slowly(typed, [])  # the strict path reads it the same
+    assert others == [record._parse_slowly(lowest, []), record._parse_slowly(bare, [])]
     assert (fast.job_id, fast.create_time_ms, fast.start_time_ms, fast.restarts, fast.savepoint) == (
         2**63 - 1, -(2**63), None, 0, None)
     assert (fast.compute_units, fast.parallelism) == (2**63 - 1, -(2**63))
     assert (fast.checkpoints, fast.auto_restart) == (None, False)
     for sloppy in ({"job_id": "7"}, {"job_id": 7, "restart_times": "1"}, {"job_id": 7, "has_savepoint": "true"},
                    {"job_id": 7, "name": 5}, {"job_id": 7, "job_config": {"cu_number": "2"}},
-                   {"job_id": 7, "job_config": {"checkpoint_enabled": 1}}, {"job_id": 2**63}):
+                   {"job_id": 7, "job_config": {"checkpoint_enabled": 1}}, {"job_id": 7, "status_desc": 1}):
         with monkeypatch.context() as patched:
             patched.setattr(record, "_convert", refuse)
             with pytest.raises(AssertionError, match="slow path"):
-                parse_job(sloppy)
+                parsed(sloppy)
+    with pytest.raises(PayloadError, match="job_id is a number"):  # past int64: the fast path declines it
+        parsed({"job_id": 2**63})
 
 
 @pytest.mark.parametrize("kind", [record.INT, record.LABEL, record.BOOL])
@@ -213,29 +272,34 @@ def test_the_fast_paths_written_out_test_is_the_typed_test(kind: str) -> None:
 
 
 def test_v2_jobs_take_their_parallelism_from_the_resource_config() -> None:
-    v2 = parse_job(job(5, job_config={"cu_number": 3, "parallel_number": 1, "resource_config_version": "v2",
+    v2 = parsed(job(5, job_config={"cu_number": 3, "parallel_number": 1, "resource_config_version": "v2",
                                       "resource_config": {"parallel_number": 6, "max_slot": 2,
                                                           "jobmanager_resource_spec": {"cpu": 1.0, "memory": "4G"},
                                                           "taskmanager_resource_spec": {"cpu": 2.0, "memory": "8G"}}}))
-    v1 = parse_job(job(6, job_config={"parallel_number": 4, "resource_config_version": "v1",
+    v1 = parsed(job(6, job_config={"parallel_number": 4, "resource_config_version": "v1",
                                       "resource_config": {"parallel_number": 9}}))
     assert (v2.parallelism, v2.compute_units) == (6, 3)
     assert v1.parallelism == 4
-    sloppy = parse_job(job(7, job_config={"resource_config_version": "v2",
+    sloppy = parsed(job(7, job_config={"resource_config_version": "v2",
                                           "resource_config": {"parallel_number": "8"}}))
     assert sloppy.parallelism == 8
-    with pytest.raises(PayloadError, match=r"job.job_config.resource_config is a list, not an object"):
-        parse_job(job(8, job_config={"resource_config_version": "v2", "resource_config": []}))
-    with pytest.raises(PayloadError, match=r"resource_config.parallel_number is a string that is not a 64-bit"):
-        parse_job(job(9, job_config={"resource_config_version": "v2", "resource_config": {"parallel_number": "x"}}))
+    for config, problem in (({"resource_config_version": "v2", "resource_config": []}, "is a list, not an object"),
+                            ({"resource_config_version": "v2"}, "is null, not an object"),
+                            ({"resource_config_version": "v2", "resource_config": {"parallel_number": "x"}},
+                             "is a string that is not a 64-bit integer")):
+        errors: list[FieldError] = []
+        odd = parsed(job(8, job_config={**config, "cu_number": 2}), errors)
+        assert odd.parallelism is None and odd.compute_units == 2  # the rest of job_config is read
+        [error] = errors
+        assert error.field.startswith("job.job_config.resource_config") and error.problem == problem
 
 
 def test_absent_booleans_stay_absent() -> None:
     """A missing has_savepoint, checkpoint_enabled or restart_when_exception is not a confident 0."""
-    bare = parse_job({"job_id": 1, "job_config": {"cu_number": 2}})
+    bare = parsed({"job_id": 1, "job_config": {"cu_number": 2}})
     assert bare.savepoint is None and bare.compute_units == 2
     assert (bare.checkpoints, bare.auto_restart) == (None, None)
-    given = parse_job({"job_id": 1, "has_savepoint": False,
+    given = parsed({"job_id": 1, "has_savepoint": False,
                        "job_config": {"checkpoint_enabled": False, "restart_when_exception": "false"}})
     assert given.savepoint is False
     assert (given.checkpoints, given.auto_restart) == (False, False)
@@ -292,13 +356,28 @@ def test_a_queue_with_fields_left_out_and_loosely_typed() -> None:
     ({"is_success": True, "queues": "many"}, "the answer has no list of queues"),
     ({"is_success": True}, "the answer has no list of queues"),
     ({"is_success": True, "queues": [{"cu_count": 1}]}, "queues[0] has no queue_name"),
-    ({"is_success": True, "queues": [queue("q", cu_count="lots")]}, "queues[0].cu_count is a string"),
-    ({"is_success": True, "queues": [queue("q", is_restarting="maybe")]}, "queues[0].is_restarting is a string"),
-    ({"is_success": True, "queues": [queue("q", engine={"x": 1})]}, "queues[0].engine is an object"),
+    ({"is_success": True, "queues": [queue("q"), 7]}, "queues[1] is a number, not an object"),
 ])
 def test_queue_answers_that_cannot_be_read(payload: Any, message: str) -> None:
     with pytest.raises(PayloadError, match=re.escape(message)):
         queues.parse_page(payload)
+
+
+@pytest.mark.parametrize(("odd", "field", "problem", "attr"), [
+    ({"cu_count": "lots"}, "queue.cu_count", "is a string, not a number", "compute_units"),
+    ({"is_restarting": "maybe"}, "queue.is_restarting", "is a string, not a boolean", "restarting"),
+    ({"engine": {"x": 1}}, "queue.engine", "is an object, not a string", "engine"),
+    ({"used_cu": []}, "queue.used_cu", "is a list, not a number", "used_compute_units"),
+])
+def test_an_odd_queue_field_loses_only_that_field(odd: dict[str, Any], field: str, problem: str, attr: str) -> None:
+    whole = queue("q", cu_count=16, used_cu=4, is_restarting=False, engine="spark")
+    page = queues.parse_page({"is_success": True, "queues": [{**whole, **odd}, queue("other")]})
+    clean = queues.parse_page({"is_success": True, "queues": [whole, queue("other")]})
+    assert page.field_errors == [FieldError(field, problem, "q")] and "lots" not in repr(page.field_errors)
+    assert page.records[1] == clean.records[1]
+    lost = {name for name in queues.Queue.__dataclass_fields__
+            if getattr(page.records[0], name) != getattr(clean.records[0], name)}
+    assert lost == {attr}
 
 
 def test_the_queue_list_asks_for_every_type_in_one_call() -> None:

@@ -27,11 +27,14 @@ from exporter import cli
 from exporter.dli.schema import PayloadError
 from exporter.domain import Result, Snapshot
 from exporter.environment import known_env_names
+from exporter.resources.jobs import TABLE as JOB_TABLE
+from exporter.resources.jobs import record
 from exporter.resources.jobs.record import parse_page
 from exporter.selfmetrics import ApiStats
+from exporter.series import Attr, Const
 from exporter.simulator import Fault, Simulator
 from exporter.wiring import Exporter
-from tests.helpers import examples, jobs, parse, restored_logging, running_exporter, settings_for
+from tests.helpers import Series, examples, job, jobs, parse, restored_logging, running_exporter, settings_for
 from tests.reference import TARGETS, ours, theirs
 
 # --- strategies for API answers ---
@@ -53,12 +56,15 @@ def _field(good: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
 
 INTS = st.integers(min_value=-1, max_value=2**45)
 CONFIG = st.one_of(st.none(), JSON, st.fixed_dictionaries({}, optional={
-    "cu_number": _field(INTS), "parallel_number": _field(INTS),
-    "checkpoint_enabled": _field(st.booleans()), "restart_when_exception": _field(st.booleans())}))
+    "cu_number": _field(INTS), "real_cu_number": _field(INTS), "manager_cu_number": _field(INTS),
+    "parallel_number": _field(INTS), "checkpoint_enabled": _field(st.booleans()),
+    "restart_when_exception": _field(st.booleans()), "flink_version": _field(ANY_TEXT),
+    "feature": _field(st.sampled_from(["basic", "custom"])), "resource_config_version": _field(st.just("v2")),
+    "resource_config": st.one_of(JSON, st.fixed_dictionaries({}, optional={"parallel_number": _field(INTS)}))}))
 JOB = st.one_of(
     st.fixed_dictionaries({"job_id": _field(st.integers(min_value=0, max_value=2**63 - 1))}, optional={
         "name": _field(ANY_TEXT), "status": _field(st.sampled_from(["job_running", "job_running_exception", ""])
-                                                   | ANY_TEXT),
+                                                   | ANY_TEXT), "status_desc": _field(ANY_TEXT),
         "job_type": _field(ANY_TEXT), "queue_name": _field(ANY_TEXT), "run_mode": _field(ANY_TEXT),
         "user_name": _field(ANY_TEXT), "create_time": _field(INTS), "start_time": _field(INTS),
         "duration": _field(INTS), "restart_times": _field(INTS), "has_savepoint": _field(st.booleans()),
@@ -113,6 +119,92 @@ def test_any_answer_is_collected_and_rendered_into_a_parsable_exposition(answer:
             assert len(parsed["dli_job_info"].samples) == len(result.records or [])
         else:
             assert job_samples == []
+
+
+# --- one odd field loses only that field ---
+
+# What each replaceable field of a well-formed job feeds: the Job attributes it is read into.
+_TOP = {f.key: {f.attr} for f in record.FIELDS[1:]}
+_CONFIG_ATTRS = {f.attr for f in (*record.CONFIG_FIELDS, record.REAL_CU, record.FEATURE)}
+_IN_CONFIG = {f.key: {f.attr} for f in (*record.CONFIG_FIELDS, record.REAL_CU, record.FEATURE)} | {
+    record.V2_KEY: {record.PARALLELISM.attr}, record.V2_RESOURCES: {record.PARALLELISM.attr}}
+PATHS = [(key,) for key in _TOP] + [(record.CONFIG,)] + [(record.CONFIG, key) for key in _IN_CONFIG] + [
+    (record.CONFIG, record.V2_RESOURCES, record.PARALLELISM.key)]
+
+
+def _attrs(path: tuple[str, ...]) -> set[str]:
+    if path[0] != record.CONFIG:
+        return _TOP[path[0]]
+    return _CONFIG_ATTRS if len(path) == 1 else _IN_CONFIG[path[1]]
+
+
+def _families(attrs: set[str]) -> set[str]:
+    """The per-job families whose value or labels come from these attributes."""
+    return {s.spec.name for s in JOB_TABLE.series
+            if (isinstance(s.value, Attr) and s.value.name in attrs)
+            or (isinstance(s.value, Const) and s.value.when in attrs) or attrs & set(s.labels)}
+
+
+def _well_formed(job_id: int, v2: bool) -> dict[str, Any]:
+    config: dict[str, Any] = {"cu_number": 4, "real_cu_number": 3, "manager_cu_number": 1, "parallel_number": 2,
+                              "checkpoint_enabled": True, "restart_when_exception": False, "flink_version": "1.15"}
+    if v2:
+        config |= {"resource_config_version": "v2", "resource_config": {"parallel_number": 6}}
+    return job(job_id, restart_times=job_id % 3, has_savepoint=True, status_desc=f"reason {job_id}",
+               job_config=config)
+
+
+def _replaced(raw: dict[str, Any], path: tuple[str, ...], value: Any) -> dict[str, Any]:
+    copy = json.loads(json.dumps(raw))
+    inner = copy
+    for key in path[:-1]:
+        inner = inner.setdefault(key, {})
+    inner[path[-1]] = value
+    return copy
+
+
+def _of_job(series: Series, job_id: int) -> Series:
+    return {k: v for k, v in series.items() if ("job_id", str(job_id)) in k[1]}
+
+
+def _exposed(jobs_raw: list[dict[str, Any]]) -> tuple[Series, list[Any]]:
+    page = parse_page({"is_success": True, "job_list": {"total_count": len(jobs_raw), "jobs": jobs_raw}})
+    key = ("p1", "jobs")
+    snapshot = Snapshot({key: Result(page.records, None, 0.1, 1.0)}, {key: 1.0})
+    return parse(ours(snapshot, targets=TARGETS[:1], show_detail=True, stats=ApiStats()).decode()), page.field_errors
+
+
+@settings(max_examples=examples(300), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.integers(1, 4), st.data(), st.sampled_from(PATHS), JSON, st.booleans())
+@example(1, None, ("job_config", "resource_config"), None, True)  # a v2 job without its resources
+@example(1, None, ("status",), {"x": 1}, False)  # no readable status: "unknown", as for a missing one
+def test_one_odd_field_of_one_job_loses_that_field_alone(count: int, data: Any, path: tuple[str, ...], value: Any,
+                                                         v2: bool) -> None:
+    """Replace any one optional field (top-level or in job_config) of any job of a well-formed
+    page with any JSON value: the page is still read (dli_up stays 1), every job is still there,
+    every other job's series are unchanged, and the odd job's series change only in the families
+    fed by that field."""
+    chosen = data.draw(st.integers(0, count - 1)) if data is not None else 0
+    clean = [_well_formed(i + 1, v2) for i in range(count)]
+    odd = [_replaced(raw, path, value) if place == chosen else raw for place, raw in enumerate(clean)]
+    before, _ = _exposed(clean)
+    after, errors = _exposed(odd)
+    assert after[("dli_up", frozenset({("project_id", "p1")}))] == 1
+    assert len([k for k in after if k[0] == "dli_job_info"]) == count
+    odd_id = chosen + 1
+    for other in range(1, count + 1):
+        if other != odd_id:
+            assert _of_job(after, other) == _of_job(before, other)
+    fed = _families(_attrs(path))
+    assert {k: v for k, v in _of_job(after, odd_id).items() if k[0] not in fed} == \
+        {k: v for k, v in _of_job(before, odd_id).items() if k[0] not in fed}
+    # What was left out is said, of that job alone: the field by its name, or, inside job_config
+    # (where a version key says where the parallelism lives), a field of job_config.
+    named = ".".join(("job", *path))
+    within = named if path[0] != record.CONFIG else f"job.{record.CONFIG}"
+    assert all(e.record == str(odd_id) and (e.field == within or e.field.startswith(within + "."))
+               for e in errors), errors
 
 
 # --- the same over HTTP, with promtool ---

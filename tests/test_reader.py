@@ -8,8 +8,7 @@ from operator import attrgetter
 from exporter.dli.errors import Failure, Outcome
 from exporter.dli.reader import MAX_EXTRA_PAGES, Incomplete, PagesRead, read_pages
 from exporter.domain import Page
-from exporter.resources.jobs.record import parse_job
-from tests.helpers import job
+from tests.helpers import job, parsed
 
 BY_ID = attrgetter("job_id")
 
@@ -24,7 +23,7 @@ class Api:
     """A job list served in pages of 100 by offset, as the API does; it records the offsets asked."""
 
     def __init__(self, ids: Sequence[int], total: int | None = -1) -> None:
-        self.jobs = [parse_job(job(i)) for i in ids]
+        self.jobs = [parsed(job(i)) for i in ids]
         self.total = len(self.jobs) if total == -1 else total
         self.asked: list[list[int]] = []
         self.before: dict[int, list[int]] = {}  # offset -> the job ids to serve from then on
@@ -34,7 +33,7 @@ class Api:
         pages = []
         for offset in offsets:
             if offset in self.before:
-                self.jobs = [parse_job(job(i)) for i in self.before.pop(offset)]
+                self.jobs = [parsed(job(i)) for i in self.before.pop(offset)]
                 if self.total is not None:
                     self.total = len(self.jobs)
             chunk = self.jobs[offset:offset + 100]
@@ -101,7 +100,7 @@ def test_a_list_that_never_ends_is_given_up() -> None:
 
         def __call__(self, offsets: Sequence[int]) -> list[Page]:
             self.calls += 1
-            return [Page(None, [parse_job(job(offset + i)) for i in range(100)], 100) for offset in offsets]
+            return [Page(None, [parsed(job(offset + i)) for i in range(100)], 100) for offset in offsets]
 
     endless = Endless()
     given_up = read_pages(endless, BY_ID)

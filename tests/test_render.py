@@ -80,7 +80,7 @@ NASTY = 'a"b\\c\nd'
 
 
 def _job(**fields: Any) -> Job:
-    base = Job(job_id=7, name="n", job_type="t", status="s", queue="q", run_mode="r", user_name="u",
+    base = Job(job_id=7, name="n", job_type="t", status="s", status_desc="", queue="q", run_mode="r", user_name="u",
                create_time_ms=1_000, start_time_ms=2_000, duration_ms=3_000, restarts=1, savepoint=True,
                compute_units=2, parallelism=1, checkpoints=True, auto_restart=False)
     return dataclasses.replace(base, **fields)

@@ -61,10 +61,51 @@ def test_filters_and_detail(sim: Simulator) -> None:
 
 
 @pytest.mark.parametrize("params", [[("limit", "101")], [("limit", "0")], [("offset", "-1")],
-                                    [("order", "up")], [("job_type", "spark")], [("show_detail", "yes")]])
+                                    [("order", "up")], [("job_type", "spark")], [("show_detail", "yes")],
+                                    [("tags", "team")], [("tags", "team=a,env")]])
 def test_bad_parameters_are_dli_0001(sim: Simulator, params: list[tuple[str, str]]) -> None:
     resp = get(sim, params)
     assert resp.status_code == 400 and resp.json()["error_code"] == "DLI.0001"
+
+
+def test_the_tags_filter_takes_key_value_pairs_a_job_has_all_of() -> None:
+    tagged = [{**job(1), "_tags": {"team": "risk", "env": "prod"}},
+              {**job(2), "_tags": {"team": "risk", "env": "test"}},
+              {**job(3), "_tags": {"team": "growth", "env": "prod"}}, job(4)]
+    with Simulator({"p1": tagged}) as sim:
+        def ids(tags: str) -> list[int]:
+            return sorted(j["job_id"] for j in get(sim, [("limit", "10"), ("tags", tags)]).json()["job_list"]["jobs"])
+        assert ids("team=risk") == [1, 2] and ids("team=risk,env=prod") == [1] and ids("env=prod") == [1, 3]
+        assert ids("team=nobody") == [] and ids("risk=team") == []
+        assert all("_tags" not in j for j in get(sim, [("limit", "10")]).json()["job_list"]["jobs"])
+
+
+def test_abnormal_statuses_carry_dlis_reason_and_a_new_status_its_own() -> None:
+    projects = demo_projects()
+    described = {j["status"]: j["status_desc"] for js in projects.values() for j in js if j["status_desc"]}
+    assert {"job_submit_fail", "job_running_exception"} <= set(described)
+    assert "compute units" in described["job_submit_fail"]
+    assert all(not j["status_desc"] for js in projects.values() for j in js if j["status"] == "job_running")
+    raw = [{**job(1, status="job_submit_fail", status_desc="Failed to submit: old reason"),
+            "_pinned_status": None, "_described": "job_submit_fail"}]
+    with Simulator({"p1": raw}) as sim:
+        sim.projects["p1"][0]["status"] = "job_arrearage_stopped"  # a status evolution leaves alone
+        sim._evolve_step(time.time())
+        [seen] = get(sim, [("limit", "1")]).json()["job_list"]["jobs"]
+    assert seen["status"] == "job_arrearage_stopped" and "arrears" in seen["status_desc"]
+
+
+def test_the_demo_holds_what_real_answers_hold_now_and_then() -> None:
+    """Real CUs below the configured ones, manager CUs, custom images, v2 resources with and
+    without resource_config, and one field of the wrong type."""
+    jobs_ = [j for js in demo_projects().values() for j in js]
+    configs = [j["job_config"] for j in jobs_]
+    assert any(0 < c["real_cu_number"] < c["cu_number"] for c in configs)
+    assert {c["manager_cu_number"] for c in configs} >= {1, 2}
+    assert any(c["feature"] == "custom" for c in configs) and any(c["feature"] == "basic" for c in configs)
+    v2 = [c for c in configs if c.get("resource_config_version") == "v2"]
+    assert any("resource_config" in c for c in v2) and any("resource_config" not in c for c in v2)
+    assert [j["has_savepoint"] for j in jobs_ if not isinstance(j["has_savepoint"], bool)] == ["unknown"]
 
 
 def test_a_wrong_secret_key_is_rejected_with_a_request_id(sim: Simulator) -> None:

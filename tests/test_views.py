@@ -27,7 +27,8 @@ def summary_job(job_id: int, **fields: object) -> Job:
     """A job as the summary view gives it: no run mode, no configuration."""
     values: dict[str, object] = {
         "job_id": job_id, "name": f"job-{job_id}", "job_type": "flink_sql_job", "status": "job_running",
-        "queue": "q1", "run_mode": "", "user_name": "alice", "create_time_ms": 1000, "start_time_ms": 2000,
+        "status_desc": "", "queue": "q1", "run_mode": "", "user_name": "alice", "create_time_ms": 1000,
+        "start_time_ms": 2000,
         "duration_ms": 3000, "restarts": 1, "savepoint": True}
     values.update(fields)
     return Job(**values)  # type: ignore[arg-type]
@@ -37,7 +38,7 @@ def detail_job(job_id: int, **fields: object) -> Job:
     """A job as the detail view gives it: no user, no duration."""
     values: dict[str, object] = {
         "job_id": job_id, "name": f"job-{job_id}", "job_type": "flink_sql_job", "status": "job_idle",
-        "queue": "q1", "run_mode": "exclusive_cluster", "user_name": "", "create_time_ms": 1000,
+        "status_desc": "", "queue": "q1", "run_mode": "exclusive_cluster", "user_name": "", "create_time_ms": 1000,
         "start_time_ms": 2000, "duration_ms": None, "restarts": 0, "savepoint": False,
         "compute_units": 4, "parallelism": 2, "checkpoints": True, "auto_restart": None}
     values.update(fields)
@@ -252,8 +253,15 @@ def test_default_settings_give_every_job_both_views(exporter_for: Start) -> None
         assert len(info) == sum(len(js) for js in data.values())
         assert all(labels["run_mode"] and labels["user_name"] for labels, _ in info)
         ids = {labels["job_id"] for labels, _ in info}
-        for name in ("dli_job_duration_seconds", "dli_job_compute_units", "dli_job_parallelism"):
+        for name in ("dli_job_duration_seconds", "dli_job_compute_units"):
             assert {labels["job_id"] for labels, _ in got.samples(name)} == ids, name
+        # The demo's v2 job without resource_config has no parallelism, and says so; only it.
+        no_resources = {str(j["job_id"]) for js in data.values() for j in js
+                        if j["job_config"].get("resource_config_version") == "v2" and "resource_config" not in
+                        j["job_config"]}
+        assert len(no_resources) == 1
+        assert {labels["job_id"] for labels, _ in got.samples("dli_job_parallelism")} == ids - no_resources
+        assert got.total("dli_api_field_errors_total", field="job.job_config.resource_config") > 0
         # A status change shows on the next scrape (the summary view is read on every sweep).
         pid, changed = next(iter(data)), None
         for job_data in sim.projects[pid]:

@@ -27,7 +27,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from ..domain import Clock, Deadline, Page, Result, Target
+from ..domain import Clock, Deadline, FieldError, Page, Result, Target
 from ..workers import DaemonPool
 from . import schema
 from .errors import Failure, Outcome
@@ -60,6 +60,7 @@ class PagesRead:
     records: list[Any]  # each record once, in the order first seen
     pages: int
     total_count: int | None  # as the last page said
+    field_errors: tuple[FieldError, ...] = ()  # fields the pages left out of their records
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,8 @@ def read_pages(fetch: FetchPages, key: Callable[[Any], Hashable]) -> PagesRead |
     read = sum(page.raw_count for page in pages)
     if first.total_count is not None and read < first.total_count:
         return Incomplete(read, first.total_count)
-    return PagesRead(records, len(pages), pages[-1].total_count)
+    return PagesRead(records, len(pages), pages[-1].total_count,
+                     tuple(error for page in pages for error in page.field_errors))
 
 
 def unique(records: Iterable[Any], key: Callable[[Any], Hashable]) -> list[Any]:
@@ -153,14 +155,17 @@ class Reader:
                 log.log(logging.DEBUG if quiet else logging.WARNING, "sweep failed",
                         extra={"project_id": pid, "list": request.name, **got.log_fields()})
                 return Result.down(str(got), self._clock() - started, self._wall())
-            return Result(got.records, None, self._clock() - started, self._wall(), got.pages, got.total_count)
+            return Result(got.records, None, self._clock() - started, self._wall(), got.pages, got.total_count,
+                          got.field_errors)
         raise AssertionError("unreachable")
 
     def _read_once(self, target: Target, request: ListRequest, deadline: Deadline) -> PagesRead | Incomplete | Failure:
         if request.paged:
             return read_pages(lambda offsets: self._fetch_all(target, request, offsets, deadline), request.key)
         page = self.fetch_page(target, request, 0, deadline)  # one answer holds the whole list
-        return page if isinstance(page, Failure) else PagesRead(unique(page.records, request.key), 1, page.total_count)
+        if isinstance(page, Failure):
+            return page
+        return PagesRead(unique(page.records, request.key), 1, page.total_count, tuple(page.field_errors))
 
     def fetch_page(self, target: Target, request: ListRequest, offset: int, deadline: Deadline) -> Page | Failure:
         """One page, retried as the transport's classification says, if the credential's hold-back

@@ -118,6 +118,10 @@ class Counter(Protocol):
 
     def logged_in(self, account: str, code: str) -> None: ...
 
+    def left_out(self, account: str, field: str, count: int) -> None:
+        """``count`` records of ``account`` had ``field`` left out (it could not be read)."""
+        ...
+
 
 @dataclass(frozen=True)
 class Answer:

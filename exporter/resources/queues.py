@@ -9,7 +9,7 @@ against the queue's in one query.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any
@@ -17,7 +17,7 @@ from typing import Any
 from ..dli import schema
 from ..dli.reader import ListRequest
 from ..dli.schema import PayloadError
-from ..domain import Page, Result
+from ..domain import FieldError, Page, Result
 from ..series import PROJECT_ID, Attr, Const, MetricSpec, RecordSeries, Table
 from .base import Options, Resource, Switch, one_list
 
@@ -26,6 +26,7 @@ PATH = "queues"
 ALL_TYPES = ("queue_type", "all")  # the default is sql: Flink's general queues would be left out
 QUEUES = "queues"  # the answer's list
 RESOURCE_MODES = {0: "shared", 1: "dedicated"}
+WHERE = "queue"  # a queue field's name in a FieldError: queue.cu_count
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,54 +43,57 @@ class Queue:
     restarting: bool | None
 
 
-def _label(raw: dict[str, Any], key: str, where: str) -> str:
-    value = schema.to_label(raw.get(key))
-    if value is None:
-        raise PayloadError(f"{where}.{key} is {schema.kind(raw.get(key))}, not a string")
-    return value
-
-
-def _number(raw: dict[str, Any], key: str, where: str, convert: Any) -> Any:
-    value = raw.get(key)
-    if value is None or value == "":
-        return None
-    converted = convert(value)
-    if converted is None:
-        raise PayloadError(f"{where}.{key} is {schema.kind(value)} that is not a number")
-    return converted
-
-
-def parse_queue(raw: Any, where: str) -> Queue:
+def parse_queue(raw: Any, errors: list[FieldError]) -> Queue:
+    """One queue of the list; a field that cannot be read is left out (said in ``errors``), a
+    queue without its name fails the answer."""
     if not isinstance(raw, dict):
-        raise PayloadError(f"{where} is {schema.kind(raw)}, not an object")
-    name = _label(raw, "queue_name", where)
+        raise PayloadError(f" is {schema.kind(raw)}, not an object")
+    name = schema.to_label(raw.get("queue_name"))
     if not name:
-        raise PayloadError(f"{where} has no queue_name")
-    mode = _number(raw, "resource_mode", where, schema.to_int)
-    restarting = raw.get("is_restarting")
-    if restarting is not None and schema.to_bool(restarting) is None:
-        raise PayloadError(f"{where}.is_restarting is {schema.kind(restarting)} that is not a boolean")
+        raise PayloadError(" has no queue_name")
+
+    def read(key: str, convert: Callable[[Any], Any], what: str) -> Any:
+        value = raw.get(key)
+        if value is None or value == "":
+            return None
+        converted = convert(value)
+        if converted is None:
+            errors.append(FieldError(f"{WHERE}.{key}", f"is {schema.kind(value)}, not {what}", name))
+        return converted
+
+    def label(key: str) -> str:
+        return read(key, schema.to_label, "a string") or ""
+
+    mode = read("resource_mode", schema.to_int, "a number")
     return Queue(
         name=name,
-        queue_type=_label(raw, "queue_type", where),
+        queue_type=label("queue_type"),
         resource_mode=RESOURCE_MODES.get(mode, str(mode)) if mode is not None else "",
-        engine=_label(raw, "engine", where),
-        elastic_resource_pool=_label(raw, "elastic_resource_pool_name", where),
-        compute_units=_number(raw, "cu_count", where, schema.to_int),
-        compute_units_min=_number(raw, "cu_scale_in_limit", where, schema.to_int),
-        compute_units_max=_number(raw, "cu_scale_out_limit", where, schema.to_int),
-        used_compute_units=_number(raw, "used_cu", where, schema.to_float),
-        restarting=schema.to_bool(restarting) if restarting is not None else None,
+        engine=label("engine"),
+        elastic_resource_pool=label("elastic_resource_pool_name"),
+        compute_units=read("cu_count", schema.to_int, "a number"),
+        compute_units_min=read("cu_scale_in_limit", schema.to_int, "a number"),
+        compute_units_max=read("cu_scale_out_limit", schema.to_int, "a number"),
+        used_compute_units=read("used_cu", schema.to_float, "a number"),
+        restarting=read("is_restarting", schema.to_bool, "a boolean"),
     )
 
 
 def parse_page(payload: Any) -> Page:
-    """The queues answer (``is_success`` a bool here) as one page holding every queue."""
+    """The queues answer (``is_success`` a bool here) as one page holding every queue, with the
+    fields it left out."""
     payload = schema.check_success(payload)
     raw = payload.get(QUEUES)
     if not isinstance(raw, list):  # missing too: an answer that says nothing of queues is not "none"
         raise PayloadError(f"the answer has no list of {QUEUES}")
-    return Page(None, [parse_queue(item, f"{QUEUES}[{i}]") for i, item in enumerate(raw)], len(raw))
+    errors: list[FieldError] = []
+    queues = []
+    for place, item in enumerate(raw):
+        try:
+            queues.append(parse_queue(item, errors))
+        except PayloadError as exc:  # the entry at fault, by its place in the answer
+            raise PayloadError(f"{QUEUES}[{place}]{exc}") from None
+    return Page(None, queues, len(raw), errors)
 
 
 QUEUE = "queue"

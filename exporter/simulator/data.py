@@ -44,7 +44,9 @@ def make_job(job_id: int, rng: random.Random, now_ms: int, status: str | None = 
     running_like = status in ("job_running", "job_running_exception", "job_savepointing")
     job_type = rng.choice(JOB_TYPES)
     sql = job_type != "flink_jar_job"
-    return {
+    cus = rng.choice((2, 4, 8, 16))
+    custom = job_type == "flink_jar_job" and rng.random() < 0.3  # a user's own image: no DLI Flink version
+    job: dict[str, Any] = {
         "job_id": job_id,
         "name": name,
         "desc": f"Demo job {name}",
@@ -74,20 +76,56 @@ def make_job(job_id: int, rng: random.Random, now_ms: int, status: str | None = 
             "checkpoint_enabled": rng.random() < 0.7,
             "checkpoint_mode": "exactly_once",
             "checkpoint_interval": 10,
-            "cu_number": rng.choice((2, 4, 8, 16)),
-            "manager_cu_number": 1,
+            "cu_number": cus,
+            "manager_cu_number": rng.choice((1, 1, 2)),
             "parallel_number": rng.choice((1, 2, 4, 8)),
             "restart_when_exception": rng.random() < 0.6,
             "resume_checkpoint": False,
             "resume_max_num": -1,
             "tm_cus": 1,
             "tm_slot_num": 1,
-            "flink_version": rng.choice(("1.12", "1.15", "1.17")),
-            "feature": "basic",
-            "real_cu_number": 0,
+            "flink_version": "" if custom else rng.choice(("1.12", "1.15", "1.17")),
+            "feature": "custom" if custom else "basic",
+            "image": "swr.cn-north-4.myhuaweicloud.com/team/flink-job:2.3" if custom else "",
+            # "the number of actually used CUs; 0 means cu_number is used": some jobs use fewer.
+            "real_cu_number": cus * 3 // 4 if cus > 2 and rng.random() < 0.25 else 0,
         },
-        "_tags": {"team": rng.choice(("growth", "risk", "platform"))},
+        "_tags": {"team": rng.choice(("growth", "risk", "platform")), "env": rng.choice(("prod", "test"))},
     }
+    if rng.random() < 0.2:  # v2 resources: parallelism in resource_config, JobManager and TaskManagers by spec
+        job["job_config"].update(resource_config_version="v2", resource_config={
+            "parallel_number": rng.choice((2, 4)), "max_slot": 2,
+            "jobmanager_resource_spec": {"cpu": 1.0, "memory": "4G"},
+            "taskmanager_resource_spec": {"cpu": 2.0, "memory": "8G"}})
+    describe(job, rng)
+    return job
+
+
+# What DLI says of an abnormal status (status_desc), as it says it: the reason and what to do.
+SUBMIT_FAILED = ("Failed to submit the job: queue {queue} has not enough compute units ({cus} CUs requested, 0 "
+                 "free). Release CUs or scale out the queue, then submit the job again.")
+SQL_ERROR = ("DLI.0005: Failed to parse the SQL statement: Encountered \"FORM\" at line 3, column 21. Was "
+             "expecting one of: \"FROM\" ... Correct the statement and start the job again.")
+FLINK_CAUSE = ("Job failed, restarts exhausted:  org.apache.flink.runtime.JobException: Recovery is suppressed "
+               "by FixedDelayRestartBackoffTimeStrategy(maxNumberRestartAttempts=3, backoffTimeMS=10000)\n"
+               "Caused by: java.lang.OutOfMemoryError: Java heap space\n\tat "
+               "org.apache.flink.runtime.taskmanager.Task.doRun(Task.java:568)")
+DESCRIPTIONS = {
+    "job_cancel_fail": "Failed to cancel the job: the savepoint was not taken within 600 seconds.",
+    "job_arrearage_stopped": "The job was stopped because the account is in arrears. Top up the account.",
+}
+
+
+def describe(job: dict[str, Any], rng: random.Random) -> None:
+    """The job's status_desc for its status: the reason and advice for an abnormal status, else ""."""
+    status = job["status"]
+    if status == "job_submit_fail":
+        text = SUBMIT_FAILED.format(queue=job["queue_name"], cus=job["job_config"]["cu_number"])
+    elif status == "job_running_exception":
+        text = SQL_ERROR if job["job_type"] != "flink_jar_job" and rng.random() < 0.4 else FLINK_CAUSE
+    else:
+        text = DESCRIPTIONS.get(status, "")
+    job["status_desc"], job["_described"] = text, status
 
 
 def _sql(name: str, rng: random.Random) -> str:
@@ -132,6 +170,14 @@ def demo_projects(seed: int = 7, sizes: tuple[int, ...] = (48, 24),
         else:
             job["start_time"] = job["start_time"] or job["create_time"] + 60000
     _fill_queue(first, 15 + len(STATUSES), now_ms)
+    for job in first:
+        describe(job, rng)  # the statuses set above, with their reasons
+    # What real answers hold now and then: a v2 job without resource_config (the SDK marks it
+    # optional), and a field of the wrong type. Each loses that field, and nothing else.
+    v2, odd = first[15 + len(STATUSES) + 4], first[15 + len(STATUSES) + 5]
+    v2["job_config"]["resource_config_version"] = "v2"
+    v2["job_config"].pop("resource_config", None)
+    odd["has_savepoint"] = "unknown"
     return projects
 
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from http.server import ThreadingHTTPServer
 from typing import Any
 
-from .data import DEMO_AK, DEMO_SK, JOB_TYPES, queues_for
+from .data import DEMO_AK, DEMO_SK, JOB_TYPES, describe, queues_for
 from .gateway import Gateway
 from .handler import Handler as BaseHandler
 from .model import Fault, Recorded
@@ -178,6 +178,8 @@ class Simulator:
             pinned = job.get("_pinned_status")
             if pinned:
                 job["status"] = pinned
+            if job.get("_described") != job["status"]:  # a new status: DLI's reason for it
+                describe(job, rng)
             if job["status"] == "job_running" and job.get("start_time"):
                 job["duration"] = max(0, now_ms - int(job["start_time"]))
 
@@ -203,6 +205,8 @@ class Simulator:
             return bad("Parameter show_detail must be true or false.")
         if "job_type" in query and query["job_type"] not in JOB_TYPES:
             return bad("Parameter job_type is invalid.")
+        if "tags" in query and not all("=" in pair for pair in query["tags"].split(",")):
+            return bad("Parameter tags must be key=value pairs, separated by commas.")
         filters = tuple(sorted((k, v) for k, v in query.items() if k in _FILTERS))
         with self._lock:
             jobs = self.projects.get(project_id)
@@ -314,10 +318,10 @@ def _matches(job: dict[str, Any], query: dict[str, str]) -> bool:
             return False
     if "name" in query and query["name"] not in str(job.get("name", "")):
         return False
-    if "tags" in query:
-        wanted = query["tags"]
+    if "tags" in query:  # key=value pairs, comma-separated: a job has them all
         tags = job.get("_tags") or {}
-        if not any(wanted in (k, f"{k}={v}") for k, v in tags.items()):
+        pairs = [pair.partition("=") for pair in query["tags"].split(",")]
+        if not all(tags.get(key) == value for key, _, value in pairs):
             return False
     return True
 
