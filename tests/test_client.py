@@ -238,6 +238,25 @@ def test_an_answer_that_is_not_a_job_list_is_an_error(fault: Fault, overrides: d
     assert not result.ok and said in (result.error or "")
 
 
+class NoWaiting(Deadline):
+    """A deadline nobody may wait on: asking how long is left fails the test."""
+
+    def left(self) -> float:
+        raise AssertionError("waited on the deadline")
+
+
+def test_no_batch_of_pages_is_waited_on_when_none_is_asked_for() -> None:
+    """A read that asks for no further pages (the first held them all) returns at once: with no
+    page to wake it, a wait would last until the scrape's deadline (it once did, for a list of
+    exactly 100 jobs)."""
+    with Simulator({"p1": jobs(100)}) as sim:
+        client = client_for(sim)
+        assert client.api.reader._wait_all([], NoWaiting(time.monotonic() + 60, 60)) == []
+        result = client.sweep_project("p1", far())
+        client.close()
+    assert result.ok and len(result.records or []) == 100 and result.pages == 1
+
+
 def test_sloppy_types_still_give_every_job() -> None:
     with Simulator({"p1": jobs(120)}) as sim:
         sim.add_fault(Fault("sloppy_types"))

@@ -71,7 +71,19 @@ def test_contract_values() -> None:
     assert value("dli_job_status", project_id="p1", job_id="2", status="unknown") == 1
     assert value("dli_job_status", project_id="p1", job_id="10", status="job_brand_new_status") == 1
     assert value("dli_job_info", project_id="p1", job_id="2", name="job-2", job_type="flink_sql_job", queue="",
-                 run_mode="", user_name="") == 1
+                 run_mode="", user_name="", flink_version="") == 1
+    # DLI's reason, folded to one line, only while there is one; cut at the label limit.
+    assert value("dli_job_status_description_info", project_id="p1", job_id="1",
+                 description='Job failed: java.lang.OutOfMemoryError: "Java heap space" \\ at op 名字') == 1
+    assert [dict(labels)["job_id"] for name, labels in golden() if name == "dli_job_status_description_info"] == [
+        "1", "13"]
+    # The CUs a job runs on: real_cu_number when above 0, else cu_number; the JobManager's apart.
+    assert value("dli_job_compute_units", project_id="p1", job_id="11") == 6
+    assert value("dli_job_compute_units", project_id="p1", job_id="13") == 2
+    assert value("dli_job_manager_compute_units", project_id="p1", job_id="11") == 1
+    assert {dict(labels)["flink_version"] for name, labels in golden() if name == "dli_job_info"} == {
+        "", "1.15", "custom"}
+    assert value("dli_api_field_errors_total", project_id="p1", field="job.restart_times") == 2
     assert value("dli_job_restarts_total", project_id="p1", job_id="10") == 4
     assert value("dli_job_restarts_total", project_id="p1", job_id="2") is None
     assert value("dli_job_duration_seconds", project_id="p1", job_id="1") == 3600

@@ -512,8 +512,9 @@ def test_dashboard_panels_are_built_to_render() -> None:
             assert all(t.get("format") == "time_series" for t in panel["targets"]), title
             assert panel["options"]["reduceOptions"]["values"] is False, title
         for t in panel.get("targets", []):
-            if "dli_job_info" in t["expr"]:
-                assert "on (project_id, job_id)" in t["expr"] and "topk by (project_id, job_id)" in t["expr"], title
+            if "dli_job_info" in t["expr"]:  # one series per job, whatever the replicas; joined by the job
+                assert "topk by (project_id, job_id)" in t["expr"], title
+                assert "group_left" not in t["expr"] or "on (project_id, job_id)" in t["expr"], title
     datasource = yaml.safe_load((DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text())
     config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
     shipped = {job["scrape_interval"] for job in config["scrape_configs"] if job["job_name"] == "dli-exporter"}

@@ -61,6 +61,14 @@ def test_exactly_full_pages() -> None:
     assert api.asked == [[0], [100]] and len(got.records) == 200 and got.pages == 2
 
 
+def test_one_exactly_full_page_is_one_call() -> None:
+    """100 jobs of 100: the count says there is no second page, and nothing is asked for (or
+    waited on: the page workers get no empty batch, test_client holds that over HTTP)."""
+    api = Api(range(1, 101))
+    got = read(api)
+    assert api.asked == [[0]] and len(got.records) == 100 and got.pages == 1
+
+
 def test_an_empty_list() -> None:
     got = read(Api([]))
     assert got.records == [] and got.pages == 1 and got.total_count == 0

@@ -59,7 +59,7 @@ def test_prometheus_2_and_3_get_openmetrics_that_parses() -> None:
 def test_dots_escaping_doubles_underscores_in_every_name() -> None:
     ours, theirs = both(golden_snapshot(), "text/plain;version=1.0.0;escaping=dots")
     assert ours == theirs
-    assert b'dli__job__info{job__id="1",job__type="flink_sql_job"' in ours
+    assert b'dli__job__info{flink__version="",job__id="1",job__type="flink_sql_job"' in ours
     assert b"# TYPE dli__api__requests__total counter" in ours
 
 

@@ -86,7 +86,7 @@ def read_pages(fetch: FetchPages, key: Callable[[Any], Hashable]) -> PagesRead |
         return got
     first = got[0]
     pages = [first]
-    if first.total_count is not None and first.raw_count >= PAGE_LIMIT:
+    if first.total_count is not None and first.raw_count >= PAGE_LIMIT and first.total_count > PAGE_LIMIT:
         more = fetch(range(PAGE_LIMIT, first.total_count, PAGE_LIMIT))
         if isinstance(more, Failure):
             return more
@@ -187,6 +187,8 @@ class Reader:
         """Every page, or the first failure (the pages still queued are cancelled). Woken by the
         pages themselves: once when the last is done, or at the first failure; waiting on the
         pending ones again after each page would cost a millisecond of CPU for every hundred."""
+        if not futures:  # nothing would ever wake the wait below
+            return []
         settled = threading.Event()
         lock = threading.Lock()
         left = [len(futures)]
