@@ -13,8 +13,9 @@ from .series import PROJECT_ID, MetricSpec
 
 # Of every project, whatever the resources.
 PROJECT: tuple[MetricSpec, ...] = (
-    MetricSpec("dli_project_info", "gauge", "A project the exporter reads, and its region; always 1.",
-               (PROJECT_ID, "region")),
+    MetricSpec("dli_project_info", "gauge",
+               "A project the exporter reads: its region, its IAM name where known, and how the exporter knows it "
+               "(configured, discovered, probe); always 1.", (PROJECT_ID, "region", "name", "source")),
     MetricSpec("dli_resource_up", "gauge",
                "1 if the last read of that resource of the project succeeded, else 0; dli_up is the jobs' read.",
                (PROJECT_ID, "resource")),
@@ -45,13 +46,21 @@ EXPORTER: tuple[MetricSpec, ...] = (
                "DLI_EXPORTER_PROBE_IDLE_SECONDS.", ()),
     MetricSpec("dli_exporter_build_info", "gauge", "Build information of dli-exporter; always 1.", ("version",)),
 )
+# The project look-up (with discovery on; on /metrics only).
+DISCOVERY: tuple[MetricSpec, ...] = (
+    MetricSpec("dli_discovered_projects", "gauge",
+               "Projects the last look-up found to read, by state: readable, or unreadable (their job list is "
+               "refused with 403; tried again at the next look-up).", ("state",)),
+    MetricSpec("dli_discovery_last_success_timestamp_seconds", "gauge",
+               "When the account's projects were last looked up successfully.", ()),
+)
 WEB_CONFIG = MetricSpec(
     "dli_exporter_web_config_last_reload_successful", "gauge",
     "1 if the last load of the web configuration file succeeded, else 0 (only with a web config file).", ())
 
 METRICS: tuple[MetricSpec, ...] = (
     *(spec for resource in REGISTERED for spec in resource.table.specs),
-    *PROJECT, *SELF, SCRAPE, *EXPORTER, WEB_CONFIG,
+    *PROJECT, *SELF, SCRAPE, *EXPORTER, *DISCOVERY, WEB_CONFIG,
 )
 SPECS = {spec.name: spec for spec in METRICS}
 ORDER = {spec.name: index for index, spec in enumerate(METRICS)}  # families are exposed in table order

@@ -92,17 +92,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.demo:
         from . import simulator as sim_module  # noqa: PLC0415  (only the demo needs it, never a real run)
 
-        # Two projects in two regions, each at its region's endpoint (one simulator plays both).
+        # No project configured: the demo finds its account's projects as a real run would, from
+        # the key alone (projects in two regions and a sub-project; one simulator plays IAM and
+        # each region's endpoint).
         projects = sim_module.demo_projects()
         simulator = sim_module.Simulator(projects, evolve=True, regions=sim_module.DEMO_REGIONS,
-                                         queues=sim_module.demo_queues(projects)).start()
+                                         queues=sim_module.demo_queues(projects), account=sim_module.demo_account(),
+                                         denied={sim_module.DEMO_DENIED}).start()
         overrides = {
             "ak": sim_module.DEMO_AK, "sk": sim_module.DEMO_SK, "endpoint": simulator.url + "/{region}",
-            "project_ids": ",".join(f"{sim_module.DEMO_REGIONS[pid]}:{pid}" for pid in simulator.projects),
-            "show_detail": True, "cache_seconds": 0,
-            # Credentials of the real cloud in the environment must not leak into the demo:
-            # an empty value overrides the variable and reads as unset.
-            "iam_username": "", "security_token": "", **overrides,
+            "iam_endpoint": simulator.url, "discovery": "auto", "show_detail": True, "cache_seconds": 0,
+            # Settings of the real cloud in the environment must not leak into the demo: an empty
+            # value overrides the variable and reads as unset.
+            "project_ids": "", "sdk_project_id": "", "regions": "", "iam_username": "", "security_token": "",
+            **overrides,
         }
     try:
         try:

@@ -11,7 +11,7 @@ A resource whose read failed shows no series of its own, and nothing else is tou
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any
@@ -19,6 +19,7 @@ from typing import Any
 from .catalog import ORDER
 from .domain import Deadline, Snapshot, Target
 from .families import (
+    Family,
     count_family,
     exporter_families,
     health_families,
@@ -43,10 +44,12 @@ class Exposed:
 class DliCollector:
     """Every family of the contract for the targets of a scrape."""
 
-    def __init__(self, sweeper: Sweeper, stats: ApiStats, exposed: Sequence[Exposed]) -> None:
+    def __init__(self, sweeper: Sweeper, stats: ApiStats, exposed: Sequence[Exposed],
+                 exporter_wide: Callable[[], list[Family]] = list) -> None:
         self._sweeper = sweeper
         self._stats = stats
         self._exposed = tuple(exposed)
+        self._exporter_wide = exporter_wide  # more of the exporter's own (the project look-up's)
 
     def __repr__(self) -> str:
         return f"DliCollector({[e.resource.name for e in self._exposed]})"
@@ -60,13 +63,13 @@ class DliCollector:
         families: list[FamilyLike] = []
         for exposed in self._exposed:
             families += self._resource_families(exposed, snapshot, project_ids, fmt, escaping)
-        families += project_families(snapshot, project_ids, [e.resource.name for e in self._exposed],
-                                     {t.project_id: t.region for t in targets})
+        families += project_families(snapshot, targets, [e.resource.name for e in self._exposed])
         families.append(scrape_family(deadline.timeout))
         if exporter_wide:
             families += self._stats.families()
             families += exporter_families(sweeps=self._sweeper.sweeps, cache_hits=self._sweeper.cache_hits,
                                           targets=self._sweeper.target_count)
+            families += self._exporter_wide()
         return sorted(families, key=lambda f: ORDER[f.name])
 
     @staticmethod

@@ -19,13 +19,32 @@ Clock = Callable[[], float]
 MAX_SCRAPE_TIMEOUT = 600.0  # seconds: the longest a scrape may take, asked by a header or configured
 
 
+CONFIGURED, DISCOVERED, PROBED = "configured", "discovered", "probe"  # how the exporter knows a project
+
+
 @dataclass(frozen=True)
 class Target:
-    """One project, read at one endpoint (with the process's one credential)."""
+    """One project, read at one endpoint (with the process's one credential). Its ``name`` (IAM's,
+    where known) and ``source`` (how the exporter came to read it) describe it and do not tell
+    targets apart: the same project found twice is one target, swept once."""
 
     project_id: str
     endpoint: str
     region: str = ""  # the project's region, where known (an endpoint given outright may not say)
+    name: str = field(default="", compare=False)
+    source: str = field(default=CONFIGURED, compare=False)
+
+
+@dataclass(frozen=True)
+class FoundProject:
+    """A project of the account as IAM lists it: id, name (``cn-north-4``, a sub-project
+    ``cn-north-4_analytics``, or no region at all: ``MOS``), whether it is enabled, and whether it
+    is the account's domain itself rather than a project."""
+
+    project_id: str
+    name: str
+    enabled: bool
+    is_domain: bool = False
 
 
 @dataclass(frozen=True)
@@ -94,15 +113,16 @@ class Result:
     # For a resource read in two views on two cadences (jobs): when the slower view merged into
     # these records was last read completely (epoch seconds); None when it never was.
     detail_at: float | None = None
+    denied: bool = False  # the read failed because the API refused it permission (403)
 
     @property
     def ok(self) -> bool:
         return self.records is not None
 
     @classmethod
-    def down(cls, error: str, duration: float, finished_at: float | None = None) -> Result:
+    def down(cls, error: str, duration: float, finished_at: float | None = None, *, denied: bool = False) -> Result:
         """A read that failed: no records at all, never a partial list."""
-        return cls(None, error, duration, time.time() if finished_at is None else finished_at)
+        return cls(None, error, duration, time.time() if finished_at is None else finished_at, denied=denied)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ Families are built fresh for each scrape from the snapshot behind it.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from operator import attrgetter
 from typing import Any
 
@@ -17,7 +17,7 @@ from prometheus_client.metrics_core import Metric
 
 from . import __version__
 from .catalog import SPECS
-from .domain import Snapshot
+from .domain import Snapshot, Target
 from .render import SpecFamily
 from .series import Count, Health
 
@@ -62,15 +62,16 @@ def health_families(snapshot: Snapshot, project_ids: Iterable[str], resource: st
     return [family for _, family in families]
 
 
-def project_families(snapshot: Snapshot, project_ids: Iterable[str], resources: Iterable[str],
-                     regions: Mapping[str, str]) -> list[Family]:
-    """Each project (with its region: "" where unknown), and whether each resource was read."""
+def project_families(snapshot: Snapshot, targets: Iterable[Target], resources: Iterable[str]) -> list[Family]:
+    """Each project (its region, "" where unknown; its name; how it is known), and whether each
+    resource was read."""
     info = Family("dli_project_info")
     up = Family("dli_resource_up")
     last = Family("dli_resource_last_success_timestamp_seconds")
     names = list(resources)
-    for pid in project_ids:
-        info.add((pid, regions.get(pid, "")), 1)
+    for target in targets:
+        pid = target.project_id
+        info.add((pid, target.region, target.name, target.source), 1)
         for name in names:
             result = snapshot.result(pid, name)
             up.add((pid, name), 1 if result is not None and result.ok else 0)

@@ -105,6 +105,10 @@ class Settings(ServerSettings):
     endpoint: str | None = None
     project_ids: Annotated[list[str], NoDecode] = Field(default_factory=list)
     probe_allowed: Annotated[list[str], NoDecode] = Field(default_factory=list)  # what /probe may sweep
+    # Discovery: auto looks the account's projects up when none is configured; on, alongside them.
+    discovery: Literal["auto", "on", "off"] = "auto"
+    regions: Annotated[list[str], NoDecode] = Field(default_factory=list)  # where it looks; empty: everywhere
+    discovery_interval_seconds: float = Field(600.0, ge=1, le=86400)
 
     # --- what to ask for (passed through to the list API) ---
     show_detail: bool = True  # also read the detail view (run_mode, job_config), on its own cadence
@@ -130,7 +134,7 @@ class Settings(ServerSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["logfmt", "json"] = "logfmt"
 
-    @field_validator("project_ids", "probe_allowed", mode="before")
+    @field_validator("project_ids", "probe_allowed", "regions", mode="before")
     @classmethod
     def _split_ids(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -161,7 +165,16 @@ class Settings(ServerSettings):
                              "region:project_id, comma-separated")
         return value
 
-    @field_validator("log_level", "log_format", mode="before")
+    @field_validator("regions")
+    @classmethod
+    def _check_regions(cls, value: list[str]) -> list[str]:
+        unserved = [region for region in value if region not in schema.REGIONS]
+        if unserved:
+            raise ValueError(f"DLI is not offered in {unserved[0]} (the SDK's region table); expected regions such "
+                             "as cn-north-4, comma-separated")
+        return value
+
+    @field_validator("log_level", "log_format", "discovery", mode="before")
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
@@ -244,6 +257,18 @@ class Settings(ServerSettings):
         return {n: v for n in FILTERS if (v := getattr(self, n)) is not None}
 
     @property
+    def discovers(self) -> bool:
+        """Whether the account's projects are looked up: on, or auto with none configured."""
+        return self.discovery == "on" or (self.discovery == "auto" and not self.effective_project_ids)
+
+    @property
+    def discovery_iam_endpoint(self) -> str:
+        """Where the projects are looked up: DLI_EXPORTER_IAM_ENDPOINT, else IAM's global endpoint
+        (the European site's when every region asked for is there)."""
+        near = self.regions or ([self.effective_region] if self.effective_region else [])
+        return self.iam_endpoint or schema.global_iam_endpoint(near)
+
+    @property
     def auth_method(self) -> str:
         """The name of the authentication method (:data:`exporter.dli.auth.METHODS`) the settings give."""
         return IamPassword.name if self.iam_username is not None else AccessKey.name
@@ -252,7 +277,10 @@ class Settings(ServerSettings):
     def auth_options(self) -> dict[str, Any]:
         """That method's options, every one present (validation made sure)."""
         if self.auth_method == IamPassword.name:
-            token_url = schema.token_url(iam_endpoint(self.effective_region, self.iam_endpoint))
+            # Without a region, the logins go where the projects are looked up (global IAM).
+            base = self.discovery_iam_endpoint if self.discovers and not self.effective_region else \
+                iam_endpoint(self.effective_region, self.iam_endpoint)
+            token_url = schema.token_url(base)
             return {"username": self.iam_username, "password": self.iam_password, "domain": self.iam_domain,
                     "token_url": token_url}
         return {"ak": self.ak, "sk": self.sk, "security_token": self.security_token}
@@ -316,7 +344,8 @@ class Settings(ServerSettings):
 
     def _iam_rules(self) -> None:
         try:
-            iam_endpoint(self.effective_region, self.iam_endpoint)
+            if not (self.discovers and not self.effective_region):
+                iam_endpoint(self.effective_region, self.iam_endpoint)
             unreachable = None
         except NoEndpoint as exc:
             unreachable = str(exc)

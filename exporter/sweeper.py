@@ -161,6 +161,12 @@ class Sweeper:
             sweep.result = result
         sweep.done.set()
 
+    def pin(self, targets: Iterable[Target]) -> None:
+        """Keep ``targets`` however long nobody asks for them: the configured projects, and those a
+        look-up found (one it no longer finds is forgotten once idle, as a probed one is)."""
+        with self._lock:
+            self._pinned = frozenset(targets)
+
     @property
     def target_count(self) -> int:
         """Targets with state here: the configured ones, and those probed within ``idle_evict``."""

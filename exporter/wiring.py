@@ -1,4 +1,4 @@
-"""Wiring and signals: settings → DLI side → resources → sweeper → collector → routes → server.
+"""Wiring and signals: settings → DLI side → resources → sweeper → projects → collector → routes → server.
 
 :func:`build_exporter` is the factory (bound, not serving); :func:`serve` runs it until SIGTERM or
 SIGINT and returns the exit code. This is the one place that turns settings into the parts that
@@ -12,21 +12,24 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from functools import partial
 from types import FrameType
 from typing import Any
 
 from . import __version__
 from .collector import DliCollector, Exposed
+from .discovery import Discovery
+from .dli import schema
 from .dli.api import DliApi
 from .dli.transport import Counter
-from .domain import Target
+from .domain import Deadline, Result, Target
 from .environment import config_failure
 from .listen import parse_listen_address
 from .logs import one_line
 from .probe import Probes
 from .regions import NoEndpoint, dli_endpoint
-from .resources import REGISTERED, Source
+from .resources import REGISTERED, Source, jobs
 from .selfmetrics import ApiStats
 from .settings import EXIT_CONFIG, ConfigError, Settings
 from .sweeper import Sweeper, Swept
@@ -45,9 +48,10 @@ class Exporter:
     """The running exporter: HTTP server, sweeper, resources and DLI side, built by :func:`build_exporter`."""
 
     def __init__(self, settings: Settings, *, api: DliApi, sources: list[Source], sweeper: Sweeper,
-                 server: http_server.ThreadingServer) -> None:
+                 server: http_server.ThreadingServer, discovery: Discovery) -> None:
         self.settings = settings
         self.api = api
+        self.discovery = discovery
         self.sources = sources
         self.sweeper = sweeper
         self.server = server
@@ -76,6 +80,7 @@ class Exporter:
         self._stopping.set()
         self.server.shutdown()
         self.server.server_close()
+        self.discovery.close()
         _close(self.api, self.sources, self.sweeper)
 
 
@@ -99,7 +104,21 @@ def build_api(settings: Settings, counter: Counter) -> DliApi:
     """The DLI side, from the settings' plain values."""
     return DliApi(method=settings.auth_method, options=settings.auth_options, counter=counter,
                   timeout=settings.request_timeout_seconds, retries=settings.retries,
-                  concurrency=settings.concurrency, max_bytes=settings.max_response_bytes)
+                  concurrency=settings.concurrency, max_bytes=settings.max_response_bytes,
+                  iam_endpoint=settings.discovery_iam_endpoint if settings.discovers else "")
+
+
+def build_discovery(settings: Settings, api: DliApi,
+                    on_change: Callable[[tuple[Target, ...]], None] | None = None) -> Discovery:
+    """The projects to read: the configured ones, and those the account's look-up finds."""
+    return Discovery(settings.targets, enabled=api.iam is not None,
+                     lookup=api.iam.projects if api.iam is not None else None,
+                     check=partial(_check_readable, api), place=settings.target, served=schema.REGIONS,
+                     regions=settings.regions, interval=settings.discovery_interval_seconds, on_change=on_change)
+
+
+def _check_readable(api: DliApi, target: Target, deadline: Deadline) -> Result:
+    return api.read(target, jobs.READABLE, deadline)
 
 
 def build_exporter(settings: Settings) -> Exporter:
@@ -131,8 +150,10 @@ def build_exporter(settings: Settings) -> Exporter:
     swept = [Swept(r.name, sources[r.name].read, partial(r.reuse_for, options)) for r in resources]
     sweeper = Sweeper(swept, workers=options.workers, pinned=targets, on_evict=forget,
                       idle_evict=settings.probe_idle_seconds)
-    collector = DliCollector(sweeper, stats, [Exposed(r, r.table.exposed(r.groups(options))) for r in resources])
-    app: Any = MetricsApp(collector, targets, settings.scrape_timeout_seconds, Probes(settings))
+    discovery = build_discovery(settings, api, on_change=sweeper.pin)
+    collector = DliCollector(sweeper, stats, [Exposed(r, r.table.exposed(r.groups(options))) for r in resources],
+                             exporter_wide=discovery.families)
+    app: Any = MetricsApp(collector, discovery, settings.scrape_timeout_seconds, Probes(settings))
     if web is not None:
         app = WebGuard(app, web)
     # Outermost: even checking credentials counts against the limit.
@@ -142,8 +163,10 @@ def build_exporter(settings: Settings) -> Exporter:
         server = http_server.make(host, port, app, web)
     except OSError as exc:
         _close(api, list(sources.values()), sweeper)
+        discovery.close()
         raise ListenError(settings.listen_address, exc.strerror or str(exc)) from None
-    return Exporter(settings, api=api, sources=list(sources.values()), sweeper=sweeper, server=server)
+    return Exporter(settings, api=api, sources=list(sources.values()), sweeper=sweeper, server=server,
+                    discovery=discovery)
 
 
 def serve(settings: Settings, *, demo: bool = False) -> int:
@@ -167,15 +190,16 @@ def serve(settings: Settings, *, demo: bool = False) -> int:
             threading.Thread(target=exporter.stop, name="shutdown", daemon=True).start()
 
     # Said once the exporter is built: a start-up that fails says one line, its error, and nothing else.
-    if not settings.targets:
-        log.warning("no project configured (DLI_EXPORTER_PROJECT_IDS): /metrics has the exporter's own "
-                    "series only, and /probe?target= sweeps the projects it is asked for")
+    if not settings.targets and not settings.discovers:
+        log.warning("no project configured (DLI_EXPORTER_PROJECT_IDS) and discovery off: /metrics has the "
+                    "exporter's own series only, and /probe?target= sweeps the projects it is asked for")
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         log.info("listening", extra={"address": settings.listen_address, "url": exporter.url + "/metrics",
                                      # As configured: a {region} template stays visible as such.
                                      "endpoint": settings.endpoint or _default_endpoint(settings),
                                      "projects": ",".join(settings.effective_project_ids), "demo": demo,
+                                     "discovery": settings.discovery_iam_endpoint if settings.discovers else "off",
                                      "resources": ",".join(s.name for s in REGISTERED if settings.reads(s)),
                                      "web_config": settings.web_config_file or "", "version": __version__})
         exporter.serve_forever()

@@ -42,9 +42,16 @@ from exporter.wiring import Exporter, build_exporter
 COMMAND = str(Path(sys.executable).parent / "dli-exporter")  # the console script, as users run it
 
 
+# Where an exporter in a test looks the account's projects up unless told: a loopback port nothing
+# listens on. A test never reaches a real cloud host, whatever it forgets to set.
+NOWHERE = "http://127.0.0.1:9"
+
+
 def clean_environ(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """This process's environment without any real credentials or settings, plus ``extra``."""
+    """This process's environment without any real credentials or settings, plus ``extra`` (and,
+    unless ``extra`` says otherwise, an IAM endpoint on loopback that refuses)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HUAWEICLOUD_", "DLI_EXPORTER_"))}
+    env["DLI_EXPORTER_IAM_ENDPOINT"] = NOWHERE
     env.update(extra or {})
     return env
 
@@ -101,8 +108,8 @@ class Scrape:
     series: Series
     headers: Mapping[str, str]
 
-    def value(self, name: str, **labels: str) -> float | None:
-        return self.series.get((name, frozenset(labels.items())))
+    def value(self, metric: str, /, **labels: str) -> float | None:
+        return self.series.get((metric, frozenset(labels.items())))
 
     def up(self, project: str) -> float | None:
         return self.value("dli_up", project_id=project)
@@ -131,10 +138,10 @@ class Scrape:
         return {key: v for key, v in self.series.items()
                 if (key[0] == "dli_jobs" or key[0].startswith("dli_job_")) and ("project_id", project) in key[1]}
 
-    def total(self, name: str, **labels: str) -> float:
+    def total(self, metric: str, /, **labels: str) -> float:
         """A counter's value summed over the series that carry these labels (0 when none)."""
         want = set(labels.items())
-        return sum(v for (n, lbls), v in self.series.items() if n == name and want <= lbls)
+        return sum(v for (n, lbls), v in self.series.items() if n == metric and want <= lbls)
 
 
 def scrape(where: Exporter | str, path: str = "/metrics", *, timeout: float | None = SCRAPE_TIMEOUT,
@@ -180,6 +187,8 @@ def settings_for(sim: Simulator, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "ak": DEMO_AK, "sk": DEMO_SK, "endpoint": sim.url, "project_ids": ",".join(sim.projects),
         "listen_address": "127.0.0.1:0", "cache_seconds": 0, "request_timeout_seconds": 5,
+        # The simulator plays IAM too; discovery only where a test asks for it.
+        "iam_endpoint": sim.url, "discovery": "off",
     }
     values.update(overrides)
     return load_settings(values)

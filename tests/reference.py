@@ -15,15 +15,19 @@ from prometheus_client.metrics_core import Metric
 
 from exporter.catalog import SPECS
 from exporter.collector import DliCollector, Exposed
-from exporter.domain import Deadline, Result, Snapshot, Target
+from exporter.discovery import Discovery
+from exporter.dli.schema import REGIONS
+from exporter.domain import DISCOVERED, Deadline, FoundProject, Result, Snapshot, Target
+from exporter.families import Family
 from exporter.render import FamilyLike, RenderedFamily, ValueFormatter, negotiate, render
 from exporter.resources import REGISTERED, Options
 from exporter.resources.queues import parse_page as parse_queues
 from exporter.selfmetrics import ApiStats
 from tests.helpers import job, parsed
 
-# p3 without a region: an endpoint given outright need not say.
-TARGETS = (Target("p1", "http://dli", "cn-north-4"), Target("p2", "http://dli", "ap-southeast-1"),
+# p3 without a region: an endpoint given outright need not say; p2 found by the account's look-up.
+TARGETS = (Target("p1", "http://dli", "cn-north-4"),
+           Target("p2", "http://dli", "ap-southeast-1", name="ap-southeast-1_team", source=DISCOVERED),
            Target("p3", "http://dli"))
 DEADLINE = Deadline(1e9, 3.0)
 
@@ -114,10 +118,30 @@ def exposed(*, show_detail: bool = True, per_job: bool = True, queues: bool = Tr
     return [Exposed(r, r.table.exposed(r.groups(options))) for r in REGISTERED if queues or r.name != "queues"]
 
 
+def golden_discovery() -> list[Family]:
+    """The look-up's own series after one look-up: p2 read, a project in la-south-2 refused (403)."""
+    found = [FoundProject("p2", "ap-southeast-1_team", True), FoundProject("p4", "la-south-2", True)]
+
+    def check(target: Target, deadline: Deadline) -> Result:
+        if target.project_id == "p4":
+            return Result.down("HTTP 403", 0.1, 1.0, denied=True)
+        return Result([], None, 0.1, 1.0)
+
+    looked_up = Discovery((), enabled=True, lookup=lambda deadline: found, check=check,
+                          place=lambda pid, region: Target(pid, "http://dli", region), served=REGIONS,
+                          wall=lambda: 1_700_000_095.0)
+    try:
+        looked_up.look_up_now(Deadline.after(10))
+        return looked_up.families()
+    finally:
+        looked_up.close()
+
+
 def collector_for(snapshot: Snapshot, stats: ApiStats | None = None, sweeper: FixedSweeper | None = None,
                   **options: bool) -> DliCollector:
+    wide = golden_discovery()
     return DliCollector(sweeper or FixedSweeper(snapshot), stats or golden_stats(),  # type: ignore[arg-type]
-                        exposed(**options))
+                        exposed(**options), exporter_wide=lambda: wide)
 
 
 def families(snapshot: Snapshot, *, targets: Sequence[Target] = TARGETS, formatter: ValueFormatter | None = None,

@@ -18,12 +18,12 @@ PACKAGE = Path(__file__).resolve().parents[1] / "exporter"
 ORDER = [
     "domain", "logs", "workers", "listen",
     "dli.schema", "regions", "dli.errors", "dli.transport", "dli.signer", "dli.auth", "dli.holdback",
-    "dli.reader", "dli.api",
+    "dli.iam", "dli.reader", "dli.api",
     "series", "resources.base", "resources.jobs.record", "resources.jobs.views", "resources.jobs",
     "resources.queues", "resources",
     "catalog", "settings", "environment",
     "render", "families", "selfmetrics",
-    "sweeper", "collector", "probe",
+    "sweeper", "discovery", "collector", "probe",
     "web.replies", "web.config", "web.guard", "web.limits", "web.app", "web.server",
     "healthcheck", "wiring", "preflight", "cli",
 ]
@@ -139,6 +139,7 @@ UPSTREAM = {
                               "has_savepoint", "job_config", "cu_number", "parallel_number", "checkpoint_enabled",
                               "restart_when_exception", "resource_config_version", "resource_config"},
     "resources.jobs": {"streaming/jobs", "show_detail"},
+    "dli.iam": {"/v3/auth/domains", "/v3/auth/projects", "domains", "is_domain"},
     "resources.queues": {"queue_type", "all", "cu_count", "used_cu", "is_restarting", "cu_scale_in_limit",
                          "cu_scale_out_limit", "elastic_resource_pool_name"},
 }

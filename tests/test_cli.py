@@ -124,7 +124,12 @@ def test_demo_serves_a_realistic_fleet(launch: Callable[..., tuple[subprocess.Po
     assert len({s.labels["queue"] for s in info}) >= 3
     statuses = {s.labels["status"] for s in families["dli_job_status"].samples}
     assert statuses == set(STATUSES)  # all fourteen
-    assert all(s.value == 1 for s in families["dli_up"].samples) and len(families["dli_up"].samples) == 2
+    assert all(s.value == 1 for s in families["dli_up"].samples) and len(families["dli_up"].samples) == 3
+    # None configured: the account's three readable projects found by discovery, the fourth refused.
+    assert {(s.labels["name"], s.labels["source"]) for s in families["dli_project_info"].samples} == {
+        ("cn-north-4", "discovered"), ("ap-southeast-1", "discovered"), ("cn-north-4_analytics", "discovered")}
+    assert {s.labels["state"]: s.value for s in families["dli_discovered_projects"].samples} == {
+        "readable": 3, "unreadable": 1}
     jobs = {s.labels["job_id"] for s in info}
     for name in ("dli_job_duration_seconds", "dli_job_compute_units", "dli_job_manager_compute_units"):
         assert {s.labels["job_id"] for s in families[name].samples} == jobs, name
@@ -140,7 +145,7 @@ def test_demo_serves_a_realistic_fleet(launch: Callable[..., tuple[subprocess.Po
                 if s.labels["status"] in ("job_submit_fail", "job_running_exception")}
     assert troubled and troubled <= described
     assert {"custom", "1.15"} <= {s.labels["flink_version"] for s in info}
-    assert len(families["dli_detail_last_success_timestamp_seconds"].samples) == 2
+    assert len(families["dli_detail_last_success_timestamp_seconds"].samples) == 3
     code, err, took = _stop(proc, signal.SIGTERM)
     assert code == 0 and took < 5
     assert "Traceback" not in err and "msg=listening" in err and "msg=\"shutting down\"" in err
@@ -226,12 +231,25 @@ def test_check_prints_a_table_per_project_and_exits_0() -> None:
     done = _check({}, "--demo")
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    # The demo's two projects are in two regions, each read at its region's endpoint.
-    assert len(lines) == 14
-    assert lines[0].startswith("project 0a1b2c3d4e5f60718293a4b5c6d7e8f9  region cn-north-4  endpoint http://127.0.0.1:")
+    # What the look-up found, each project with its id and name, read, refused or left out and why.
+    assert lines[0].startswith("discovery  IAM http://127.0.0.1:")
+    assert lines[0].endswith("projects found 7: read 3, refused 1, left out 3")
+    assert [line.split()[:2] for line in lines[1:8]] == [
+        ["read", "0a1b2c3d4e5f60718293a4b5c6d7e8f9"], ["read", "f0e1d2c3b4a5968778695a4b3c2d1e0f"],
+        ["read", "5a6b7c8d9e0f11223344556677889900"], ["refused", "9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b"],
+        ["left", "out"], ["left", "out"], ["left", "out"]]
+    assert lines[5].endswith("MOS: not a region's project") and lines[6].endswith("cn-east-3: disabled")
+    assert lines[7].endswith("cn-north-7: DLI is not offered in cn-north-7")
+    lines = lines[8:]
+    # Then each project read: in two regions, each at its region's endpoint, and a sub-project.
+    assert len(lines) == 21
+    assert lines[0].startswith("project 0a1b2c3d4e5f60718293a4b5c6d7e8f9  region cn-north-4  name cn-north-4  "
+                               "endpoint http://127.0.0.1:")
     assert lines[0].endswith("/cn-north-4  auth AK/SK (DEMO...)")
-    assert lines[7].startswith("project f0e1d2c3b4a5968778695a4b3c2d1e0f  region ap-southeast-1  endpoint ")
+    assert lines[7].startswith("project f0e1d2c3b4a5968778695a4b3c2d1e0f  region ap-southeast-1  name ap-southeast-1  ")
     assert lines[7].endswith("/ap-southeast-1  auth AK/SK (DEMO...)")
+    assert lines[14].startswith("project 5a6b7c8d9e0f11223344556677889900  region cn-north-4  "
+                                "name cn-north-4_analytics  ")
     assert lines[1].split() == ["list", "result", "count", "pages", "seconds"]
     assert lines[2].split()[:4] == ["jobs", "ok", "48", "1"]
     assert lines[3].split()[:5] == ["jobs", "detail", "ok", "48", "1"]
@@ -296,7 +314,8 @@ def test_the_detail_view_flag_goes_both_ways() -> None:
 
 def test_without_projects_it_serves_probe_only_and_says_so(
         launch: Callable[..., tuple[subprocess.Popen[str], str]]) -> None:
-    env = {"HUAWEICLOUD_SDK_AK": DEMO_AK, "HUAWEICLOUD_SDK_SK": DEMO_SK, "DLI_EXPORTER_REGION": "cn-north-4"}
+    env = {"HUAWEICLOUD_SDK_AK": DEMO_AK, "HUAWEICLOUD_SDK_SK": DEMO_SK, "DLI_EXPORTER_REGION": "cn-north-4",
+           "DLI_EXPORTER_DISCOVERY": "off"}
     proc, url = launch([], env)
     body = requests.get(url + "/metrics", timeout=10).text
     bad = requests.get(url + "/probe?target=nope", timeout=10)
@@ -304,4 +323,4 @@ def test_without_projects_it_serves_probe_only_and_says_so(
     assert code == 0 and "dli_exporter_build_info{" in body and "\ndli_up{" not in body  # no project: no sample
     assert bad.status_code == 400
     [warning] = [line for line in err.splitlines() if "level=warning" in line]
-    assert 'msg="no project configured (DLI_EXPORTER_PROJECT_IDS):' in warning
+    assert 'msg="no project configured (DLI_EXPORTER_PROJECT_IDS) and discovery off:' in warning

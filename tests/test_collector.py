@@ -374,9 +374,10 @@ def test_the_renderer_matches_prometheus_client_on_any_text(raws: list[dict[str,
 
 
 def test_an_empty_scrape_is_valid() -> None:
-    """No project at all (a /probe-only exporter's /metrics): the exporter's own series, nothing else."""
+    """No project at all (a /probe-only exporter's /metrics, or one whose look-up found none yet):
+    the exporter's own series (the look-up's among them), nothing else."""
     empty = ours(Snapshot({}), targets=(), stats=ApiStats())
     assert empty == theirs(Snapshot({}), targets=(), stats=ApiStats())
     assert {name for name, _ in parse(empty.decode())} == {
         "dli_scrape_timeout_seconds", "dli_sweeps_total", "dli_cache_hits_total", "dli_targets",
-        "dli_exporter_build_info"}
+        "dli_exporter_build_info", "dli_discovered_projects", "dli_discovery_last_success_timestamp_seconds"}

@@ -4,6 +4,7 @@ stack of the real Prometheus and Alertmanager scraping `dli-exporter --demo`."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -86,7 +87,9 @@ def test_the_wheel_installs_into_a_fresh_venv_and_runs_the_demo(tmp_path: Path) 
                             env={"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)})
     try:
         body = _wait_for(f"http://127.0.0.1:{port}/metrics")
-        assert body.count('dli_up{project_id="') == 2 and " 0.0\n" not in _lines(body, "dli_up{")
+        # The demo's three readable projects, found by discovery (none configured), all read.
+        assert body.count('dli_up{project_id="') == 3 and " 0.0\n" not in _lines(body, "dli_up{")
+        assert body.count('source="discovered"') == 3
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=10)
@@ -615,9 +618,87 @@ def test_inhibition_silences_what_the_example_configuration_says(stack: Stack) -
                           ("DliExporterDown", "")}
 
 
-def test_the_sharded_probe_example_is_valid() -> None:
-    result = run(tool("promtool"), "check", "config", str(DEPLOY / "prometheus" / "probe-sharded.yml"))
+@pytest.mark.parametrize("name", ["probe-sharded.yml", "discovery-sharded.yml"])
+def test_the_sharded_examples_are_valid(name: str) -> None:
+    result = run(tool("promtool"), "check", "config", str(DEPLOY / "prometheus" / name))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _shards(targets: list[str], modulus: int = 2) -> list[set[str]]:
+    """Prometheus' hashmod of each target (the MD5 of the value, its last 8 bytes big-endian,
+    modulo): which server of ``modulus`` keeps it."""
+    held: list[set[str]] = [set() for _ in range(modulus)]
+    for target in targets:
+        held[int.from_bytes(hashlib.md5(target.encode()).digest()[8:], "big") % modulus].add(target)  # noqa: S324
+    return held
+
+
+def _two_shards(tmp_path: Path, example: str, address: str, targets: list[str] | None = None,
+                wanted: int = 2) -> list[set[str]]:
+    """The projects each of two real Prometheus servers running the sharded ``example`` (shard 0
+    and 1, scraping every second) holds with dli_up 1, once each has ``wanted`` of them."""
+    servers = []
+    try:
+        for shard in ("0", "1"):
+            config = yaml.safe_load((DEPLOY / "prometheus" / example).read_text())
+            config.pop("rule_files")
+            config["global"].update(scrape_interval="1s", evaluation_interval="1s")
+            job = config["scrape_configs"][0]
+            job.update(scrape_interval="1s", scrape_timeout="1s")
+            if targets is not None:
+                job["static_configs"][0]["targets"] = targets
+            for sd in job.get("http_sd_configs", []):
+                sd.update(url=f"http://{address}/discovery", refresh_interval="1s")
+            for rule in job["relabel_configs"]:
+                if rule.get("action") == "keep":
+                    rule["regex"] = shard
+                if rule.get("target_label") == "__address__":
+                    rule["replacement"] = address
+            path = tmp_path / f"shard{shard}.yml"
+            path.write_text(yaml.safe_dump(config))
+            port = free_port()
+            servers.append((f"http://127.0.0.1:{port}", subprocess.Popen(
+                [tool("prometheus"), f"--config.file={path}", f"--storage.tsdb.path={tmp_path / shard}",
+                 f"--web.listen-address=127.0.0.1:{port}"], stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL, cwd=tmp_path)))
+        held: list[set[str]] = []
+        for url, _ in servers:
+            _wait_for(f"{url}/-/ready")
+            found: set[str] = set()
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and len(found) < wanted:
+                body = requests.get(f"{url}/api/v1/query", params={"query": "dli_up == 1"}, timeout=5).json()
+                found = {r["metric"]["project_id"] for r in body["data"]["result"]}
+                time.sleep(0.5)
+            held.append(found)
+        return held
+    finally:
+        for _, proc in servers:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+@pytest.mark.e2e
+def test_two_prometheus_servers_shard_the_discovered_projects_between_them(tmp_path: Path) -> None:
+    """discovery-sharded.yml as two real Prometheus servers: nobody lists a project, the exporter's
+    /discovery finds the account's four readable projects (in two regions, one a sub-project; one
+    refused and one disabled project left out), each server probes only its share, and together
+    they hold every readable project exactly once, each read at its region's endpoint."""
+    from exporter.simulator import Account, Simulator, project
+    from tests.helpers import jobs, running_exporter, settings_for
+
+    names = {"a" * 32: "cn-north-4", "b" * 32: "cn-north-4_analytics", "c" * 32: "ap-southeast-1",
+             "e" * 32: "ap-southeast-1_ops", "f" * 32: "la-south-2", "0" * 32: "cn-east-3"}
+    regions = {pid: name.split("_")[0] for pid, name in names.items()}
+    account = Account([project(pid, name, enabled=pid != "0" * 32) for pid, name in names.items()])
+    data = {pid: jobs(3, start=1000 * i) for i, pid in enumerate(names)}
+    with Simulator(data, regions=regions, account=account, denied={"f" * 32}) as sim, \
+            running_exporter(settings_for(sim, project_ids="", discovery="auto",
+                                          endpoint=sim.url + "/{region}")) as exporter:
+        held = _two_shards(tmp_path, "discovery-sharded.yml", exporter.url.removeprefix("http://"))
+        regions_read = {r.region for r in sim.recorded("/") if r.path.endswith("/streaming/jobs")}
+    assert held == _shards(["a" * 32, "b" * 32, "c" * 32, "e" * 32]), held  # each its share, all of it
+    assert regions_read == {"cn-north-4", "ap-southeast-1", "la-south-2"}  # la-south-2: the readability check
 
 
 @pytest.mark.e2e
@@ -630,44 +711,8 @@ def test_two_prometheus_servers_shard_the_projects_between_them(tmp_path: Path) 
     projects = [c * 32 for c in "abce"]  # their hashes fall two in each shard
     with Simulator({pid: jobs(3, start=1000 * i) for i, pid in enumerate(projects)}) as sim, \
             running_exporter(settings_for(sim, project_ids="")) as exporter:
-        address = exporter.url.removeprefix("http://")
-        servers = []
-        try:
-            for shard in ("0", "1"):
-                config = yaml.safe_load((DEPLOY / "prometheus" / "probe-sharded.yml").read_text())
-                config.pop("rule_files")
-                config["global"].update(scrape_interval="1s", evaluation_interval="1s")
-                job = config["scrape_configs"][0]
-                job.update(scrape_interval="1s", scrape_timeout="1s")
-                job["static_configs"][0]["targets"] = projects
-                for rule in job["relabel_configs"]:
-                    if rule.get("action") == "keep":
-                        rule["regex"] = shard
-                    if rule.get("target_label") == "__address__":
-                        rule["replacement"] = address
-                path = tmp_path / f"shard{shard}.yml"
-                path.write_text(yaml.safe_dump(config))
-                port = free_port()
-                servers.append((f"http://127.0.0.1:{port}", subprocess.Popen(
-                    [tool("prometheus"), f"--config.file={path}", f"--storage.tsdb.path={tmp_path / shard}",
-                     f"--web.listen-address=127.0.0.1:{port}"], stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL, cwd=tmp_path)))
-            held: list[set[str]] = []
-            for url, _ in servers:
-                _wait_for(f"{url}/-/ready")
-                found: set[str] = set()
-                deadline = time.monotonic() + 30
-                while time.monotonic() < deadline and len(found) < 2:
-                    body = requests.get(f"{url}/api/v1/query", params={"query": "dli_up == 1"}, timeout=5).json()
-                    found = {r["metric"]["project_id"] for r in body["data"]["result"]}
-                    time.sleep(0.5)
-                held.append(found)
-        finally:
-            for _, proc in servers:
-                proc.terminate()
-                proc.wait(timeout=10)
-    assert held[0] and held[1] and not held[0] & held[1], held
-    assert sorted(held[0] | held[1]) == sorted(projects)
+        held = _two_shards(tmp_path, "probe-sharded.yml", exporter.url.removeprefix("http://"), projects)
+    assert held == _shards(projects), held
 
 
 @pytest.mark.e2e

@@ -32,12 +32,12 @@ def shipped_files() -> list[Path]:
                          for doc in yaml.safe_load_all(path.read_text())))
 
 
-def shipped(kind: str) -> dict[str, Any]:
+def shipped(kind: str, name: str | None = None) -> dict[str, Any]:
     for path in shipped_files():
         for doc in yaml.safe_load_all(path.read_text()):
-            if isinstance(doc, dict) and doc.get("kind") == kind:
+            if isinstance(doc, dict) and doc.get("kind") == kind and name in (None, doc["metadata"]["name"]):
                 return doc
-    raise AssertionError(f"no {kind} shipped")
+    raise AssertionError(f"no {kind} {name or ''} shipped")
 
 
 def test_every_operator_object_shipped_passes_the_operators_schema_strictly() -> None:
@@ -46,7 +46,8 @@ def test_every_operator_object_shipped_passes_the_operators_schema_strictly() ->
     assert {"PrometheusRule", "ServiceMonitor", "ScrapeConfig"} <= kinds, kinds
     result = validate("\n---\n".join(path.read_text() for path in files))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert f"{len(kinds)} monitoring.coreos.com objects, 0 invalid" in result.stdout
+    objects = sum(1 for path in files for doc in yaml.safe_load_all(path.read_text()) if isinstance(doc, dict))
+    assert f"{objects} monitoring.coreos.com objects, 0 invalid" in result.stdout
 
 
 def test_the_kustomize_build_passes_the_operators_schema_strictly() -> None:
@@ -101,7 +102,7 @@ def test_the_scrapeconfig_relabels_as_the_plain_prometheus_example() -> None:
     """The operator's example and deploy/prometheus/probe.yml do the same thing to the same targets."""
     plain = {job["job_name"]: job for job in
              yaml.safe_load((DEPLOY / "prometheus" / "probe.yml").read_text())["scrape_configs"]}["dli-probe"]
-    spec = shipped("ScrapeConfig")["spec"]
+    spec = shipped("ScrapeConfig", "dli-probe")["spec"]
     assert spec["metricsPath"] == plain["metrics_path"] == "/probe"
     assert spec["staticConfigs"][0]["targets"] == plain["static_configs"][0]["targets"]
     for address in spec["staticConfigs"][0]["targets"]:
@@ -111,3 +112,20 @@ def test_the_scrapeconfig_relabels_as_the_plain_prometheus_example() -> None:
         assert {k: v for k, v in ours.items() if k != "__address__"} == \
             {k: v for k, v in theirs.items() if k != "__address__"}
         assert ours["__param_target"] == address.rsplit(":", 1)[-1] == ours["instance"]
+
+
+def test_the_discovered_scrapeconfig_relabels_as_the_plain_prometheus_example() -> None:
+    """Both ask /discovery and probe each project it lists, the same labels on the same targets
+    (the plain example keeps one shard of them; the operator shards by itself)."""
+    plain = yaml.safe_load((DEPLOY / "prometheus" / "discovery-sharded.yml").read_text())["scrape_configs"][0]
+    spec = shipped("ScrapeConfig", "dli-discovered")["spec"]
+    assert spec["httpSDConfigs"][0]["url"].endswith("/discovery") and plain["http_sd_configs"][0]["url"].endswith(
+        "/discovery")
+    unsharded = [r for r in plain["relabel_configs"] if r.get("action") not in ("hashmod", "keep")]
+    found = {"__address__": "0a1b2c3d4e5f60718293a4b5c6d7e8f9", "__meta_dli_region": "cn-north-4",
+             "__meta_dli_project_name": "cn-north-4", "__param_region": "cn-north-4"}
+    ours, theirs = relabel(spec["relabelings"], found), relabel(unsharded, found)
+    assert ours["__address__"] == "dli-exporter.monitoring.svc:9822" and theirs["__address__"] == "dli-exporter:9822"
+    assert {k: v for k, v in ours.items() if k != "__address__"} == {k: v for k, v in theirs.items()
+                                                                     if k != "__address__"}
+    assert ours["__param_target"] == ours["instance"] == found["__address__"] and ours["__param_region"] == "cn-north-4"

@@ -70,7 +70,7 @@ def test_region_picks_the_endpoint(exporter_for: Start) -> None:
         unknown = probe(regionless, target=A)  # the endpoint needs a region: none given, none by default
         seen = [(r.region, r.path.split("/")[3]) for r in sim.recorded("/")]
     assert default.up(A) == 1
-    assert elsewhere.value("dli_project_info", project_id=B, region="ap-southeast-1") == 1
+    assert elsewhere.value("dli_project_info", project_id=B, region="ap-southeast-1", name="", source="probe") == 1
     assert elsewhere.up(B) == 1 and wrong.up(B) == 0
     assert ("cn-north-4", A) in seen and ("ap-southeast-1", B) in seen and ("cn-north-4", B) in seen
     assert unknown.status == 400 and unknown.text == "region is required (no DLI_EXPORTER_REGION is set)\n"

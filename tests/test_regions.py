@@ -30,8 +30,9 @@ def test_each_project_is_read_at_its_regions_endpoint(exporter_for: Start) -> No
         info = _samples(exporter, "dli_project_info")
         seen = {(r.region, r.path.split("/")[3]) for r in sim.recorded("/")}
     assert up == {frozenset({("project_id", "p1")}): 1.0, frozenset({("project_id", "p2")}): 1.0}
-    assert info == {frozenset({("project_id", "p1"), ("region", "cn-north-4")}): 1.0,
-                    frozenset({("project_id", "p2"), ("region", "ap-southeast-1")}): 1.0}
+    configured = {("name", ""), ("source", "configured")}
+    assert info == {frozenset({("project_id", "p1"), ("region", "cn-north-4"), *configured}): 1.0,
+                    frozenset({("project_id", "p2"), ("region", "ap-southeast-1"), *configured}): 1.0}
     assert seen == {("cn-north-4", "p1"), ("ap-southeast-1", "p2")}  # every call at the project's own region
 
 

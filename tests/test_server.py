@@ -135,13 +135,14 @@ def test_the_scrape_timeout_is_exported(sim: Simulator, exporter_for: Start) -> 
 
 
 def test_a_bug_answers_500_and_logs_one_event(caplog: pytest.LogCaptureFixture) -> None:
+    from exporter.discovery import Discovery
     from exporter.web.app import MetricsApp
 
     class Broken:
         def families(self, *args: Any, **kwargs: Any) -> list[Any]:
             raise RuntimeError("bug\nin collector")
 
-    app = MetricsApp(Broken(), (), 10.0)  # type: ignore[arg-type]
+    app = MetricsApp(Broken(), Discovery((), enabled=False), 10.0)  # type: ignore[arg-type]
     answer: list[str] = []
     body = app({"PATH_INFO": "/metrics", "REQUEST_METHOD": "GET"}, lambda status, _headers: answer.append(status))
     assert answer == ["500 Internal Server Error"] and b"".join(body) == b"internal error\n"

@@ -2,7 +2,8 @@
 
 Above this, reading a list of a target is ``DliApi.read(target, request, deadline)``: a function
 of the target, the list and the deadline that returns a result and never raises for the API's
-sake. It is built from plain values (the wiring takes them from the settings, which this side
+sake; the account's projects are ``DliApi.iam.projects(deadline)`` when an IAM endpoint is
+given. It is built from plain values (the wiring takes them from the settings, which this side
 never sees). A field a read left out of a record is counted (``dli_api_field_errors_total``) and
 said in the log once per field and project.
 """
@@ -20,6 +21,7 @@ from ..domain import Clock, Deadline, FieldError, Result, Target
 from ..workers import DaemonPool
 from . import auth
 from .holdback import Holdback
+from .iam import Iam
 from .reader import ListRequest, Reader
 from .transport import MAX_RESPONSE_BYTES, Counter, Transport
 
@@ -31,7 +33,7 @@ class DliApi:
 
     def __init__(self, *, method: str, options: dict[str, Any], counter: Counter, timeout: float = 10.0,
                  retries: int = 3, concurrency: int = 8, max_bytes: int = MAX_RESPONSE_BYTES,
-                 clock: Clock = time.monotonic) -> None:
+                 iam_endpoint: str = "", clock: Clock = time.monotonic) -> None:
         self._counter = counter
         self._told: set[tuple[str, str]] = set()  # (project, field) left out and already logged
         self._lock = threading.Lock()
@@ -44,6 +46,9 @@ class DliApi:
         # Daemon workers: a call stuck on a hanging API must not hold the process at SIGTERM.
         self._pages = DaemonPool(concurrency, "dli-page")
         self.reader = Reader(self.transport, self.auth.authorizer, self.holdback, self._pages, clock=clock)
+        # The account's projects, when they are to be looked up (IAM's global endpoint, or the one given).
+        self.iam = Iam(iam_endpoint, transport=self.transport, auth=self.auth, holdback=self.holdback) \
+            if iam_endpoint else None
 
     def __repr__(self) -> str:
         return f"DliApi({self.auth!r})"

@@ -7,7 +7,12 @@ credential it holds.
   :mod:`.signer`); one signature fits every project.
 * :class:`IamPassword` logs an IAM user in with a password and sends the token as
   ``X-Auth-Token``. A token is scoped to one project, so it keeps one per project, each fetched on
-  first use and again shortly before it expires or after a refusal.
+  first use and again shortly before it expires or after a refusal; and one scoped to the
+  account, for IAM's own global calls (the project look-up).
+
+A global call (IAM's, of no project) is authorized by :meth:`AuthMethod.global_authorizer`; a
+signature for it must also carry the account's ``X-Domain-Id`` (:attr:`AuthMethod.needs_domain_id`),
+which the caller looks up first, as the official SDK does.
 """
 
 from __future__ import annotations
@@ -66,6 +71,12 @@ class AuthMethod(ABC):
     def forget(self, project_id: str) -> None:
         """Drop what is kept for ``project_id`` (it has gone unused)."""
 
+    @abstractmethod
+    def global_authorizer(self) -> Authorizer:
+        """What authorizes IAM's global calls (of the account, no project)."""
+
+    needs_domain_id: ClassVar[bool] = False  # global calls must carry X-Domain-Id (an AK/SK signature does)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.describe()})"
 
@@ -100,6 +111,11 @@ class AccessKey(AuthMethod):
 
     def forget(self, project_id: str) -> None:
         """Nothing is kept per project: one signature fits them all."""
+
+    needs_domain_id = True
+
+    def global_authorizer(self) -> AccessKey:
+        return self  # the call's own headers (X-Domain-Id, no X-Project-Id) are signed with it
 
     def authorize(self, call: Call, deadline: Deadline) -> Authorization:
         """``X-Sdk-Date``, ``Host``, the security token if any, and the ``Authorization`` header
@@ -169,7 +185,8 @@ class TokenCache:
 
 
 class ProjectToken:
-    """Authorizes calls for one project with its IAM token, and drops that token when refused."""
+    """Authorizes calls for one project (or, with ``project_id`` "", the account's global calls)
+    with its IAM token, and drops that token when refused."""
 
     def __init__(self, cache: TokenCache, project_id: str) -> None:
         self._cache = cache
@@ -215,6 +232,7 @@ class IamPassword(AuthMethod):
         self._wall = wall
         self._lock = threading.Lock()
         self._tokens: dict[str, TokenCache] = {}
+        self._account = TokenCache(lambda deadline: self.login(None, deadline))  # scoped to the domain
 
     @classmethod
     def create(cls, options: dict[str, Any], *, transport: Transport, counter: Counter) -> IamPassword:
@@ -238,16 +256,20 @@ class IamPassword(AuthMethod):
         with self._lock:
             self._tokens.pop(project_id, None)
 
-    def login(self, project_id: str, deadline: Deadline) -> Token | Failure:
-        """A token scoped to ``project_id``; it arrives in a response header."""
+    def global_authorizer(self) -> ProjectToken:
+        return ProjectToken(self._account, "")
+
+    def login(self, project_id: str | None, deadline: Deadline) -> Token | Failure:
+        """A token scoped to ``project_id``, or to the account (None); it arrives in a response header."""
         body = json.dumps(schema.iam_password_request(
             self._username, self._password.get_secret_value(), self._domain, project_id)).encode()
         answer = self._transport.post(self._token_url, body, deadline=deadline)
         del body  # holds the password: drop it as soon as it is sent
+        account = project_id or ""
         if isinstance(answer, Failure):
-            self._counter.logged_in(project_id, "error")
+            self._counter.logged_in(account, "error")
             return Failure(answer.outcome, f"IAM login failed: {answer.message}")
-        self._counter.logged_in(project_id, str(answer.status))
+        self._counter.logged_in(account, str(answer.status))
         return self._token(answer)
 
     def _token(self, answer: Answer) -> Token | Failure:

@@ -53,6 +53,7 @@ class ListRequest:
     key: Callable[[Any], Hashable]  # records with the same key are one record listed twice
     paged: bool = True  # limit/offset paging (else one call gives the whole list)
     background: bool = False  # no scrape waits for it: its pages queue behind those that one does
+    expects_denial: bool = False  # a 403 answers the question asked (may it be read?): not worth a warning
 
 
 @dataclass(frozen=True)
@@ -151,10 +152,12 @@ class Reader:
             if isinstance(got, Failure):
                 # The failure's text carries status, code, message and request id for people; the
                 # same as fields for log queries. A hold was logged once, by the hold-back.
-                quiet = got.outcome is Outcome.HELD or got.logged
+                quiet = got.outcome is Outcome.HELD or got.logged or (
+                    request.expects_denial and got.outcome is Outcome.DENIED)
                 log.log(logging.DEBUG if quiet else logging.WARNING, "sweep failed",
                         extra={"project_id": pid, "list": request.name, **got.log_fields()})
-                return Result.down(str(got), self._clock() - started, self._wall())
+                return Result.down(str(got), self._clock() - started, self._wall(),
+                                   denied=got.outcome is Outcome.DENIED)
             return Result(got.records, None, self._clock() - started, self._wall(), got.pages, got.total_count,
                           got.field_errors)
         raise AssertionError("unreachable")

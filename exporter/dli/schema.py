@@ -207,6 +207,11 @@ def paging(offset: int) -> list[tuple[str, str]]:
     return [("limit", str(PAGE_LIMIT)), ("offset", str(offset)), ("order", "asc")]
 
 
+def one_entry() -> list[tuple[str, str]]:
+    """The parameters of a list call that asks for its first entry alone."""
+    return [("limit", "1")]
+
+
 def url(base: str, path: str, params: Sequence[tuple[str, str]] = ()) -> str:
     """``base`` + ``path`` (segments already quoted) + the query, built here already in the
     signer's canonical order and encoding, so the server sees exactly the string that was signed."""
@@ -243,20 +248,30 @@ def iam_endpoint(region: str) -> str:
     return f"https://iam.{region}.{_DOMAINS.get(region, _DEFAULT_DOMAIN)}"
 
 
+def global_iam_endpoint(regions: Sequence[str] = ()) -> str:
+    """IAM's global endpoint, where the account's projects are listed: the European site's when
+    every region asked for is there, else the international one."""
+    domains = {_DOMAINS.get(region, _DEFAULT_DOMAIN) for region in regions}
+    return f"https://iam.{domains.pop() if len(domains) == 1 else _DEFAULT_DOMAIN}"
+
+
 # --- IAM login ---
 
 def token_url(iam_base: str) -> str:
     return iam_base + "/v3/auth/tokens"
 
 
-def iam_password_request(username: str, password: str, domain: str, project_id: str) -> dict[str, Any]:
+def iam_password_request(username: str, password: str, domain: str, project_id: str | None) -> dict[str, Any]:
+    """A password login's body: a token scoped to ``project_id``, or to the account (the domain)
+    when there is none (what the project look-up needs)."""
+    scope = {"project": {"id": project_id}} if project_id is not None else {"domain": {"name": domain}}
     return {
         "auth": {
             "identity": {
                 "methods": ["password"],
                 "password": {"user": {"name": username, "password": password, "domain": {"name": domain}}},
             },
-            "scope": {"project": {"id": project_id}},
+            "scope": scope,
         }
     }
 

@@ -1,10 +1,13 @@
-"""The simulator's data: plausible jobs, the demo's two projects, and large sets for benchmarks."""
+"""The simulator's data: plausible jobs, the demo's account (projects in two regions and a
+sub-project, and what IAM lists besides), and large sets for benchmarks."""
 
 from __future__ import annotations
 
 import random
 import time
 from typing import Any
+
+from .iam import Account, project
 
 JOB_TYPES = ("flink_sql_job", "flink_opensource_sql_job", "flink_sql_edge_job", "flink_jar_job")
 STATUSES = ("job_init", "job_submitting", "job_submit_fail", "job_running", "job_running_exception",
@@ -26,8 +29,19 @@ NAME_VERBS = ("enrich", "aggregate", "dedupe", "join", "sink", "window", "detect
 
 DEMO_AK = "DEMOACCESSKEY0000000"
 DEMO_SK = "demo-secret-key-not-for-production"
-DEMO_PROJECTS = ("0a1b2c3d4e5f60718293a4b5c6d7e8f9", "f0e1d2c3b4a5968778695a4b3c2d1e0f")
-DEMO_REGIONS = {DEMO_PROJECTS[0]: "cn-north-4", DEMO_PROJECTS[1]: "ap-southeast-1"}  # two regions, as many tenants have
+# Two regions, as many tenants have, and a sub-project of the first (cn-north-4_analytics).
+DEMO_PROJECTS = ("0a1b2c3d4e5f60718293a4b5c6d7e8f9", "f0e1d2c3b4a5968778695a4b3c2d1e0f",
+                 "5a6b7c8d9e0f11223344556677889900")
+DEMO_REGIONS = {DEMO_PROJECTS[0]: "cn-north-4", DEMO_PROJECTS[1]: "ap-southeast-1", DEMO_PROJECTS[2]: "cn-north-4"}
+DEMO_NAMES = {DEMO_PROJECTS[0]: "cn-north-4", DEMO_PROJECTS[1]: "ap-southeast-1",
+              DEMO_PROJECTS[2]: "cn-north-4_analytics"}
+# What else IAM lists for the demo's account, none of it read: OBS's project (no region), a
+# disabled project, a region DLI is not offered in, and a project whose DLI lists refuse the key
+# (403): the account may not use DLI there.
+DEMO_DENIED = "9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b"
+DEMO_OTHERS = (("7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a29", "MOS", True),
+               ("1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e", "cn-east-3", False),
+               ("2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f", "cn-north-7", True), (DEMO_DENIED, "la-south-2", True))
 
 
 def make_job(job_id: int, rng: random.Random, now_ms: int, status: str | None = None) -> dict[str, Any]:
@@ -137,7 +151,14 @@ def _sql(name: str, rng: random.Random) -> str:
             f"GROUP BY TUMBLE(proctime, INTERVAL '{rng.choice((1, 5, 10))}' MINUTE), id;")
 
 
-def demo_projects(seed: int = 7, sizes: tuple[int, ...] = (48, 24),
+def demo_account() -> Account:
+    """The demo's account as IAM lists it: the three projects with jobs, and the four others."""
+    parents = {DEMO_PROJECTS[2]: DEMO_PROJECTS[0]}
+    return Account([*(project(pid, DEMO_NAMES[pid], parent_id=parents.get(pid)) for pid in DEMO_PROJECTS),
+                    *(project(pid, name, enabled=enabled) for pid, name, enabled in DEMO_OTHERS)])
+
+
+def demo_projects(seed: int = 7, sizes: tuple[int, ...] = (48, 24, 6),
                   now: float | None = None) -> dict[str, list[dict[str, Any]]]:
     """The demo's data: every job type, run mode and queue, and the troubled jobs alerts look for."""
     rng = random.Random(seed)

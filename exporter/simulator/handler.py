@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote
 
+from .iam import PATHS as IAM_PATHS
 from .model import Fault, Recorded
 
 if TYPE_CHECKING:
@@ -86,7 +87,8 @@ class Handler(BaseHTTPRequestHandler):
         host, port = self.client_address[:2]
         record = Recorded(method, path, query, headers, peer=(str(host), int(port)))
         match = LIST_PATH.match(path)
-        kind = RESOURCES[match.group(3)] if match else "tokens" if path == TOKEN_PATH else "other"
+        kind = RESOURCES[match.group(3)] if match else "tokens" if path == TOKEN_PATH else \
+            "iam" if path in IAM_PATHS else "other"
         if path == COUNTS_PATH:
             self._send(200, json.dumps(sim.counts).encode(), "", {}, record)
             return
@@ -105,6 +107,9 @@ class Handler(BaseHTTPRequestHandler):
                 payload = None
             status, answer, extra = sim.login(payload)
             self._send(status, json.dumps(answer).encode(), request_id, extra, record)
+            return
+        if method == "GET" and path in IAM_PATHS:
+            self._iam(path, headers, body, request_id, record)
             return
         if method != "GET" or not match:
             self._send(404, json.dumps({"error_code": "APIGW.0101", "error_msg": "The API does not exist.",
@@ -137,6 +142,11 @@ class Handler(BaseHTTPRequestHandler):
             answer = {"error_code": "APIGW.0308", "error_msg": "The throttling threshold has been reached.",
                       "request_id": request_id}
             self._send(429, json.dumps(answer).encode(), request_id, {}, record)  # no Retry-After, as documented
+            return
+        if project_id in sim.denied:  # the credential is good, but may not use DLI in this project
+            answer = {"error_code": "DLI.0003", "error_msg": "Permission denied: no DLI permission in this project.",
+                      "request_id": request_id}
+            self._send(403, json.dumps(answer).encode(), request_id, {}, record)
             return
         if sim.evolve:
             sim._evolve()
@@ -177,6 +187,29 @@ class Handler(BaseHTTPRequestHandler):
             answer = _wrong_types(answer)
         data = json.dumps(answer, separators=(",", ":")).encode()
         if "truncate" in kinds:
+            data = data[: max(1, len(data) // 2)]
+        self._send(status, data, request_id, {}, record)
+
+    def _iam(self, path: str, headers: dict[str, str], body: bytes, request_id: str, record: Recorded) -> None:
+        """IAM's global calls: the account's domain and projects (faults of resource "iam")."""
+        sim = self.simulator
+        faults = {f.kind: f for f in sim._take_faults("iam", None, None)}
+        for fault in faults.values():
+            if fault.kind in ("hang", "latency"):
+                sim._stop.wait(fault.seconds)
+        denied = sim.check_auth("GET", self.path, headers, body, "", rotated="bad_signature" in faults)
+        if denied is None and not sim.admit(headers):
+            denied = (429, "APIGW.0308", "The throttling threshold has been reached.")
+        if denied is None and "error" in faults:
+            denied = (faults["error"].status, faults["error"].error_code, faults["error"].error_msg)
+        if denied is not None:
+            status, code, msg = denied
+            self._send(status, json.dumps({"error_code": code, "error_msg": msg, "request_id": request_id}).encode(),
+                       request_id, {}, record)
+            return
+        status, answer = sim.account.answer(path, headers, signed="x-auth-token" not in headers)
+        data = json.dumps(answer).encode()
+        if "truncate" in faults:
             data = data[: max(1, len(data) // 2)]
         self._send(status, data, request_id, {}, record)
 

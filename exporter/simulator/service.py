@@ -16,6 +16,7 @@ from typing import Any
 from .data import DEMO_AK, DEMO_SK, JOB_TYPES, describe, queues_for
 from .gateway import Gateway
 from .handler import Handler as BaseHandler
+from .iam import Account
 from .model import Fault, Recorded
 from .signature import Denied, access_key, verify
 
@@ -34,7 +35,8 @@ class Simulator:
                  evolve: bool = False, evolve_every: float = 5.0, seed: int = 0, token_ttl: float = 24 * 3600,
                  live_durations: bool = False, sparse_summary: bool = False,
                  gateway: Gateway | None = None, regions: dict[str, str] | None = None,
-                 queues: dict[str, list[dict[str, Any]]] | None = None) -> None:
+                 queues: dict[str, list[dict[str, Any]]] | None = None, account: Account | None = None,
+                 denied: set[str] | None = None) -> None:
         self.sparse_summary = sparse_summary
         self.regions = dict(regions or {})  # project id -> its region: found only under that prefix
         self.gateway = gateway if gateway is not None else Gateway()
@@ -42,6 +44,9 @@ class Simulator:
         # Each project's queues: as given, else those its jobs name (and the SQL queue).
         self.queues: dict[str, list[dict[str, Any]]] = (
             dict(queues) if queues is not None else {pid: queues_for(jobs) for pid, jobs in self.projects.items()})
+        # IAM's view of the account: its projects (by default, each of these named after its region).
+        self.account = account if account is not None else Account.of(list(self.projects), self.regions)
+        self.denied = set(denied or ())  # projects whose lists are refused with 403 (no DLI permission there)
         self.credentials = dict(credentials if credentials is not None else {DEMO_AK: DEMO_SK})
         self.temporary = dict(temporary or {})  # ak -> the security token it must come with
         self.iam_users = dict(iam_users or {})  # (domain, user) -> password
@@ -257,11 +262,16 @@ class Simulator:
         return 200, {"is_success": True, "message": "", "queues": rendered}
 
     def login(self, body: Any) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """A password login, scoped to a project or to the account (its domain, by name): the
+        token's scope is the project id, or "" for the account."""
         try:
             auth = body["auth"]
             user = auth["identity"]["password"]["user"]
             name, password, domain = user["name"], user["password"], user["domain"]["name"]
-            project_id = auth["scope"]["project"]["id"]
+            scope = auth["scope"]
+            project_id = scope["project"]["id"] if "project" in scope else ""
+            if not project_id and scope["domain"]["name"] != domain:
+                raise KeyError("domain")
         except (KeyError, TypeError):
             return 400, {"error_msg": "The request body is invalid.", "error_code": "IAM.0001"}, {}
         with self._lock:
@@ -269,20 +279,28 @@ class Simulator:
             if expected is None or not hmac.compare_digest(expected.encode(), str(password).encode()):
                 return 401, {"error": {"code": 401, "message": "The username or password is wrong.",
                                        "title": "Unauthorized"}}, {}
-            if project_id not in self.projects:
+            if project_id and project_id not in self.projects:
                 return 400, {"error_msg": "The project does not exist.", "error_code": "IAM.0008"}, {}
             token = "MII" + secrets.token_urlsafe(48)
             expires = time.time() + self.token_ttl
             self.tokens[token] = (project_id, expires)
         expires_at = datetime.fromtimestamp(expires, UTC).strftime("%Y-%m-%dT%H:%M:%S.000000Z")
-        return 201, {"token": {"expires_at": expires_at, "methods": ["password"],
-                               "project": {"id": project_id}}}, {"X-Subject-Token": token}
+        scoped = {"project": {"id": project_id}} if project_id else {"domain": {"name": domain}}
+        return 201, {"token": {"expires_at": expires_at, "methods": ["password"], **scoped}}, {"X-Subject-Token": token}
 
     # --- authentication, implemented here from the algorithm's description ---
 
+    def token_scope(self, headers: dict[str, str]) -> str | None:
+        """The scope of the request's token ("" for the account), None without one (or an unknown one)."""
+        token = headers.get("x-auth-token")
+        with self._lock:
+            entry = self.tokens.get(token) if token is not None else None
+        return entry[0] if entry is not None else None
+
     def check_auth(self, method: str, raw_path: str, headers: dict[str, str], body: bytes,
                    project_id: str, *, rotated: bool = False) -> Denied | None:
-        """None when the request may pass, else (status, error_code, error_msg)."""
+        """None when the request may pass, else (status, error_code, error_msg). ``project_id``
+        "" for IAM's global calls (a token must then be scoped to the account)."""
         token = headers.get("x-auth-token")
         if token is not None:
             with self._lock:
@@ -292,7 +310,8 @@ class Simulator:
             if entry[1] <= time.time():
                 return 401, "APIGW.0307", "The token must be updated."
             if entry[0] != project_id:
-                return 403, "APIGW.0302", "The token is not scoped to this project."
+                scope = "project" if project_id else "account"
+                return 403, "APIGW.0302", f"The token is not scoped to this {scope}."
             return None
         ak = access_key(headers)
         if ak is not None and self.gateway.locked(ak):

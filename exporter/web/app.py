@@ -12,6 +12,7 @@ without a deadline. Content negotiation is prometheus-client's; the rendering is
 from __future__ import annotations
 
 import html
+import json
 import logging
 import math
 import time
@@ -23,6 +24,7 @@ from prometheus_client.exposition import gzip_accepted
 
 from .. import __version__
 from ..collector import DliCollector
+from ..discovery import Discovery
 from ..domain import MAX_SCRAPE_TIMEOUT, Clock, Deadline, Target
 from ..probe import ProbeRefused, Probes
 from ..render import ValueFormatter, negotiate, render_chunks
@@ -32,6 +34,7 @@ log = logging.getLogger(__name__)
 
 GZIP_WBITS = 31  # zlib's window bits for a gzip wrapper
 
+DISCOVERY_PATH = "/discovery"
 # Time kept back from Prometheus' scrape timeout for rendering and the network.
 DEADLINE_MARGIN = 0.5
 
@@ -61,18 +64,20 @@ def _landing_page() -> bytes:
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>DLI exporter</title></head><body>"
         f"<h1>DLI exporter</h1><p>Prometheus exporter for Huawei Cloud DLI Flink jobs, version {version}.</p>"
         "<ul><li><a href=\"metrics\">Metrics</a></li><li><a href=\"healthz\">Health</a></li>"
-        "<li>One project: <code>probe?target=&lt;project id&gt;&amp;region=&lt;region&gt;</code></li></ul>"
+        "<li>One project: <code>probe?target=&lt;project id&gt;&amp;region=&lt;region&gt;</code></li>"
+        "<li><a href=\"discovery\">Projects read</a> (Prometheus HTTP service discovery)</li></ul>"
         "</body></html>\n"
     ).encode()
 
 
 class MetricsApp:
-    """The WSGI application: ``/metrics`` for ``targets``, ``/probe`` for the one a query names."""
+    """The WSGI application: ``/metrics`` for the projects ``projects`` gives, ``/probe`` for the
+    one a query names, ``/discovery`` for Prometheus' HTTP service discovery of them."""
 
-    def __init__(self, collector: DliCollector, targets: Sequence[Target], default_timeout: float,
+    def __init__(self, collector: DliCollector, projects: Discovery, default_timeout: float,
                  probes: Probes | None = None, clock: Clock = time.monotonic) -> None:
         self._collector = collector
-        self._targets = tuple(targets)
+        self._projects = projects
         self._probes = probes
         self._formatter = ValueFormatter()
         self._default_timeout = default_timeout
@@ -93,14 +98,16 @@ class MetricsApp:
         if method not in ("GET", "HEAD"):
             return plain(start_response, "405 Method Not Allowed", extra=[("Allow", "GET, HEAD")])
         if path == "/metrics":
-            return self._metrics(environ, start_response, self._targets, exporter_wide=True)
+            return self._metrics(environ, start_response, None, exporter_wide=True)
         if path == "/probe" and self._probes is not None:
             try:
                 target = self._probes.target(environ.get("QUERY_STRING", ""))
             except ProbeRefused as refused:
                 status = "403 Forbidden" if refused.status == 403 else "400 Bad Request"
                 return plain(start_response, status, refused.reason)
-            return self._metrics(environ, start_response, (target,), exporter_wide=False)
+            return self._metrics(environ, start_response, (self._projects.known(target),), exporter_wide=False)
+        if path == DISCOVERY_PATH:
+            return self._discovery(environ, start_response)
         if path == HEALTH_PATH:
             # Liveness only: it must not cost an API call, or probes would spend the API's quota.
             return plain(start_response, "200 OK", "ok")
@@ -108,10 +115,19 @@ class MetricsApp:
             return reply(start_response, "200 OK", self._landing, "text/html; charset=utf-8")
         return plain(start_response, "404 Not Found")
 
-    def _metrics(self, environ: dict[str, Any], start_response: StartResponse, targets: Sequence[Target], *,
+    def _discovery(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        """The projects read, for Prometheus' ``http_sd_configs``: a JSON list of target groups
+        (an empty list when discovery is off and nothing is configured)."""
+        deadline = scrape_deadline(None, self._default_timeout, self._clock)
+        body = json.dumps(self._projects.http_sd(deadline), separators=(",", ":")).encode()
+        return reply(start_response, "200 OK", body, "application/json")
+
+    def _metrics(self, environ: dict[str, Any], start_response: StartResponse, targets: Sequence[Target] | None, *,
                  exporter_wide: bool) -> Iterable[bytes]:
         deadline = scrape_deadline(environ.get("HTTP_X_PROMETHEUS_SCRAPE_TIMEOUT_SECONDS"), self._default_timeout,
                                    self._clock)
+        if targets is None:  # /metrics: the configured projects, and those found
+            targets = self._projects.targets(deadline)
         negotiated = negotiate(environ.get("HTTP_ACCEPT", ""))
         self._formatter.start_render()
         families = self._collector.families(targets, deadline, self._formatter, negotiated.escaping,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from operator import attrgetter
 
+from ...dli import schema
 from ...dli.reader import ListRequest
 from ...domain import Result
 from ...series import PROJECT_ID, Attr, Const, Count, Health, MetricSpec, RecordSeries, Table
@@ -126,3 +127,7 @@ def _note(results: Sequence[Result]) -> str:
 
 
 RESOURCE = Resource(JOBS, TABLE, _requests, _source, _note, groups=_groups)
+# Whether a project's jobs may be listed at all (discovery asks it once of each new project): one
+# job, no paging. A 403 says no; anything else, yes (a failing API shows on the sweeps).
+READABLE = ListRequest("jobs (readable?)", PATH, tuple(schema.one_entry()), parse_page, attrgetter(JOB_ID),
+                       paged=False, expects_denial=True)
