@@ -330,3 +330,12 @@ def test_check_prints_what_the_look_up_found(account: Simulator) -> None:
                for line in lines)
     assert any(line.split()[:3] == ["left", "out", "p-off"] and line.endswith("disabled") for line in lines)
     assert sum(line.startswith("project ") for line in lines) == 3
+
+
+def test_a_project_read_and_then_refused_is_down_not_unreadable(account: Simulator) -> None:
+    with discovering(account) as exporter:
+        assert scrape(exporter).up("p-bj") == 1
+        account.denied.add("p-bj")  # its DLI permission was taken away
+        got = scrape(exporter)
+    assert got.up("p-bj") == 0 and got.up("p-sg") == 1  # it pages as down, as any project read before
+    assert got.by("dli_discovered_projects", "state") == {"readable": 3, "unreadable": 1}
