@@ -45,6 +45,10 @@ EXPORTER: tuple[MetricSpec, ...] = (
                "Projects the exporter keeps state for: the configured ones, and those probed within "
                "DLI_EXPORTER_PROBE_IDLE_SECONDS.", ()),
     MetricSpec("dli_exporter_build_info", "gauge", "Build information of dli-exporter; always 1.", ("version",)),
+    MetricSpec("dli_credential_held", "gauge",
+               "1 while the API refuses the credential (an authentication failure, and no call let through since): "
+               "its calls are held back, a try every 1 to 5 minutes; else 0. credential: an access key's first "
+               "characters, or domain/user.", ("credential",)),
 )
 # The project look-up (with discovery on; on /metrics only).
 DISCOVERY: tuple[MetricSpec, ...] = (

@@ -100,6 +100,13 @@ def exporter_families(*, sweeps: int, cache_hits: int, targets: int) -> list[Fam
     return [sweeps_family, hits, held, build]
 
 
+def credential_family(credential: str, held: bool) -> Family:
+    """Whether the process's credential is refused (and its calls held back)."""
+    family = Family("dli_credential_held")
+    family.add((credential,), 1 if held else 0)
+    return family
+
+
 def from_client_metric(metric: Metric) -> Family:
     """A prometheus-client metric of our catalog as a Family, its label sets sorted, without the
     ``_created`` samples (which our exposition has never had)."""

@@ -25,6 +25,7 @@ from .dli.api import DliApi
 from .dli.transport import Counter
 from .domain import Deadline, Result, Target
 from .environment import config_failure
+from .families import credential_family
 from .listen import parse_listen_address
 from .logs import one_line
 from .probe import Probes
@@ -152,7 +153,8 @@ def build_exporter(settings: Settings) -> Exporter:
                       idle_evict=settings.probe_idle_seconds)
     discovery = build_discovery(settings, api, on_change=sweeper.pin)
     collector = DliCollector(sweeper, stats, [Exposed(r, r.table.exposed(r.groups(options))) for r in resources],
-                             exporter_wide=discovery.families)
+                             exporter_wide=lambda: [*discovery.families(),
+                                                    credential_family(api.auth.label, api.holdback.rejected)])
     app: Any = MetricsApp(collector, discovery, settings.scrape_timeout_seconds, Probes(settings))
     if web is not None:
         app = WebGuard(app, web)

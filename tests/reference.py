@@ -18,7 +18,7 @@ from exporter.collector import DliCollector, Exposed
 from exporter.discovery import Discovery
 from exporter.dli.schema import REGIONS
 from exporter.domain import DISCOVERED, Deadline, FoundProject, Result, Snapshot, Target
-from exporter.families import Family
+from exporter.families import Family, credential_family
 from exporter.render import FamilyLike, RenderedFamily, ValueFormatter, negotiate, render
 from exporter.resources import REGISTERED, Options
 from exporter.resources.queues import parse_page as parse_queues
@@ -139,7 +139,7 @@ def golden_discovery() -> list[Family]:
 
 def collector_for(snapshot: Snapshot, stats: ApiStats | None = None, sweeper: FixedSweeper | None = None,
                   **options: bool) -> DliCollector:
-    wide = golden_discovery()
+    wide = [*golden_discovery(), credential_family("HPUA...", True)]  # a refused key, held back
     return DliCollector(sweeper or FixedSweeper(snapshot), stats or golden_stats(),  # type: ignore[arg-type]
                         exposed(**options), exporter_wide=lambda: wide)
 

@@ -380,4 +380,5 @@ def test_an_empty_scrape_is_valid() -> None:
     assert empty == theirs(Snapshot({}), targets=(), stats=ApiStats())
     assert {name for name, _ in parse(empty.decode())} == {
         "dli_scrape_timeout_seconds", "dli_sweeps_total", "dli_cache_hits_total", "dli_targets",
-        "dli_exporter_build_info", "dli_discovered_projects", "dli_discovery_last_success_timestamp_seconds"}
+        "dli_exporter_build_info", "dli_discovered_projects", "dli_discovery_last_success_timestamp_seconds",
+        "dli_credential_held"}

@@ -60,6 +60,24 @@ def test_holds_double_up_to_five_minutes_and_a_success_resets_them() -> None:
     assert attempt(guard) == "sent"
 
 
+def test_a_refused_credential_stays_rejected_across_holds_until_a_call_gets_through() -> None:
+    """What dli_credential_held shows: from the first refusal, through the holds and the tries
+    between them, until a call is let through (a 403 is: the gateway accepted the key)."""
+    now = [0.0]
+    guard = guard_at(now)
+    assert not guard.rejected
+    attempt(guard, refused())
+    assert guard.rejected and attempt(guard) == "held"
+    now[0] += HOLD_MIN
+    assert attempt(guard, refused()) == "sent, failed" and guard.rejected  # the try after the hold
+    now[0] += 2 * HOLD_MIN
+    denied = Failure(Outcome.DENIED, "Permission denied", status=403, error_code="DLI.0003")
+    assert attempt(guard, denied) == "sent, failed" and not guard.rejected
+    attempt(guard, refused())
+    now[0] += HOLD_MIN
+    assert attempt(guard) == "sent" and not guard.rejected
+
+
 def test_a_refused_call_is_not_sent_and_its_error_says_why_and_for_how_long() -> None:
     now = [0.0]
     guard = guard_at(now)

@@ -304,3 +304,20 @@ def test_back_to_back_scrapes_add_at_most_one_detail_read_per_interval(exporter_
     assert scrapes > 10
     for pid, reads in detail_reads.items():
         assert reads <= 1 + took / interval + 1, (pid, reads, scrapes)  # the first, then one per interval
+
+
+def test_a_detail_view_never_read_shows_as_never() -> None:
+    """0 until the detail view has been read completely once (an alert tells it from "stale"),
+    and no timestamp at all without a detail view."""
+    api, now = FakeApi(), [0.0]
+    api.detail_ok = False
+    views = views_for(api, now)
+    try:
+        assert views.read(TARGET, far(now)).detail_at == 0.0
+    finally:
+        views.close()
+    summary_only = views_for(api, now, detail=False)
+    try:
+        assert summary_only.read(TARGET, far(now)).detail_at is None
+    finally:
+        summary_only.close()

@@ -58,6 +58,11 @@ class AuthMethod(ABC):
     def describe(self) -> str:
         """For people (``--check``): the kind and the public half, shortened; never the secret."""
 
+    @property
+    @abstractmethod
+    def label(self) -> str:
+        """The credential as a label value: enough to tell which it is, never the secret."""
+
     @classmethod
     @abstractmethod
     def create(cls, options: dict[str, Any], *, transport: Transport, counter: Counter) -> AuthMethod:
@@ -101,6 +106,10 @@ class AccessKey(AuthMethod):
     @property
     def identity(self) -> str:
         return self._ak
+
+    @property
+    def label(self) -> str:
+        return f"{self._ak[:4]}..."  # an access key's prefix, as the log and --check show it
 
     def describe(self) -> str:
         kind = "AK/SK, temporary" if self._security_token is not None else "AK/SK"
@@ -241,6 +250,10 @@ class IamPassword(AuthMethod):
     @property
     def identity(self) -> str:
         return f"{self._domain}/{self._username}"
+
+    @property
+    def label(self) -> str:
+        return self.identity
 
     def describe(self) -> str:
         return f"IAM password ({one_line(self._domain)}/{one_line(self._username)})"

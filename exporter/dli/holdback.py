@@ -58,9 +58,17 @@ class Holdback:
         self._hold = self._hold_min  # the next hold's length
         self._paused_until = 0.0  # clock(): throttled until
         self._reason = ""  # why it is held or paused: the failure, for the failures of refused calls
+        self._rejected = False  # refused by the gateway, and not let through since
 
     def __repr__(self) -> str:
         return f"Holdback({self._credential}, trusted={self._trusted})"
+
+    @property
+    def rejected(self) -> bool:
+        """The credential was refused (an authentication failure) and no call has got through
+        since: calls are held back, and each hold ends with one more try (dli_credential_held)."""
+        with self._wake:
+            return self._rejected
 
     @property
     def held_until(self) -> float | None:
@@ -113,7 +121,7 @@ class Holdback:
             if isinstance(got, Failure):
                 handled = self._learn(got, project_id)
             elif not broke:
-                self._trusted, self._hold = True, self._hold_min
+                self._trusted, self._hold, self._rejected = True, self._hold_min, False
             self._wake.notify_all()
         return handled
 
@@ -129,12 +137,12 @@ class Holdback:
                 "resume_in": round(failure.resume_at - self._clock(), 1), **failure.log_fields()})
             return replace(failure, logged=True)
         if failure.status is not None and failure.outcome is not Outcome.HELD:
-            self._trusted, self._hold = True, self._hold_min  # the gateway let it through
+            self._trusted, self._hold, self._rejected = True, self._hold_min, False  # the gateway let it through
         return failure
 
     def _start_hold(self, failure: Failure, project_id: str) -> Failure:
         now = self._clock()
-        self._trusted = False
+        self._trusted, self._rejected = False, True
         if now < self._held_until:
             # Another call in flight failed with it: one hold, one log line (already said).
             return replace(failure, logged=True)

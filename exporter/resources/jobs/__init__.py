@@ -86,7 +86,8 @@ TABLE = Table(
         Health(_spec("dli_last_success_timestamp_seconds", "gauge",
                      "When the last complete sweep of the project finished."), lambda _, last: last),
         Health(_spec("dli_detail_last_success_timestamp_seconds", "gauge",
-                     "When the detail view of the project (run_mode, job_config) was last read completely."),
+                     "When the detail view of the project (run_mode, job_config) was last read completely; 0 while it "
+                     "never has been."),
                lambda result, _: result.detail_at if result is not None else None),
     ),
 )

@@ -30,6 +30,7 @@ from ...domain import Clock, Deadline, Result, Target
 from ...workers import DaemonPool
 from .record import Job, merge
 
+NEVER = 0.0  # dli_detail_last_success_timestamp_seconds of a detail view never read completely
 log = logging.getLogger(__name__)
 
 EARLY_READ_GAP = 60.0  # at most one early detail read a minute, for jobs the detail view has not shown
@@ -87,7 +88,7 @@ class TwoViews:
                 waiting.result(timeout=deadline.left())
         with self._lock:
             if summary.records is None:
-                return replace(summary, detail_at=state.succeeded_at)
+                return replace(summary, detail_at=_detail_at(state))
             jobs, unseen = merge(summary.records, state.jobs)
             now = self._clock()
             # New jobs the detail view has not shown: read it early (once a minute at most), but
@@ -98,7 +99,7 @@ class TwoViews:
                 state.asked = frozenset(unseen)
                 # In the background: under a deadline of its own, not this scrape's.
                 self._start(target, state, Deadline.after(BACKGROUND_TIMEOUT, self._clock))
-            return replace(summary, records=jobs, detail_at=state.succeeded_at)
+            return replace(summary, records=jobs, detail_at=_detail_at(state))
 
     def _start(self, target: Target, state: _DetailState, deadline: Deadline) -> Future[Result]:
         """Start a detail read unless one runs (under the lock); the read in flight either way."""
@@ -138,3 +139,9 @@ class TwoViews:
     def close(self) -> None:
         if self._workers is not None:
             self._workers.shutdown()
+
+
+def _detail_at(state: _DetailState) -> float:
+    """When the detail view was last read completely; NEVER (0) until it has been: a view that
+    is read and never succeeds shows as older than any, which an alert can tell."""
+    return state.succeeded_at if state.succeeded_at is not None else NEVER
