@@ -15,9 +15,13 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 from urllib.parse import quote
+
+from ..domain import FieldError
+
+T = TypeVar("T")
 
 PAGE_LIMIT = 100  # the list APIs' largest page
 # Label values from an answer longer than this are cut to it, ending in "…": the API documents 57
@@ -176,6 +180,20 @@ def check_success(payload: Any) -> dict[str, Any]:
         code, message = error_fields(payload)
         raise PayloadError(message or "is_success is false", code)
     return payload
+
+
+def read_entries(entries: list[Any], where: str,
+                 parse: Callable[[Any, list[FieldError]], T]) -> tuple[list[T], list[FieldError]]:
+    """Each entry of an answer's list read by ``parse``, and the fields it left out. An entry that
+    is no record at all fails the answer, named by its place (``job_list.jobs[3] has no job_id``)."""
+    errors: list[FieldError] = []
+    records = []
+    for place, raw in enumerate(entries):
+        try:
+            records.append(parse(raw, errors))
+        except PayloadError as exc:
+            raise PayloadError(f"{where}[{place}]{exc}") from None
+    return records, errors
 
 
 def error_fields(payload: Any) -> tuple[str, str]:

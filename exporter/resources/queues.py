@@ -86,13 +86,7 @@ def parse_page(payload: Any) -> Page:
     raw = payload.get(QUEUES)
     if not isinstance(raw, list):  # missing too: an answer that says nothing of queues is not "none"
         raise PayloadError(f"the answer has no list of {QUEUES}")
-    errors: list[FieldError] = []
-    queues = []
-    for place, item in enumerate(raw):
-        try:
-            queues.append(parse_queue(item, errors))
-        except PayloadError as exc:  # the entry at fault, by its place in the answer
-            raise PayloadError(f"{QUEUES}[{place}]{exc}") from None
+    queues, errors = schema.read_entries(raw, QUEUES, parse_queue)
     return Page(None, queues, len(raw), errors)
 
 

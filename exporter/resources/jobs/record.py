@@ -311,11 +311,5 @@ def parse_page(payload: Any) -> Page:
         raise PayloadError(f"{JOB_LIST}.{TOTAL_COUNT} is {schema.kind(given)} that is not a 64-bit integer")
     if total is not None and total < 0:
         raise PayloadError(f"{JOB_LIST}.{TOTAL_COUNT} is negative")
-    errors: Errors = []
-    jobs = []
-    for place, raw in enumerate(raw_jobs):
-        try:
-            jobs.append(parse_job(raw, errors))
-        except PayloadError as exc:  # the entry at fault, by its place in the page
-            raise PayloadError(f"{JOB_LIST}.{JOBS}[{place}]{exc}") from None
+    jobs, errors = schema.read_entries(raw_jobs, f"{JOB_LIST}.{JOBS}", parse_job)
     return Page(total, jobs, len(raw_jobs), errors)
