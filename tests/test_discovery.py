@@ -126,8 +126,11 @@ def test_the_list_is_looked_up_again_each_interval_in_the_background() -> None:
     assert ids(found_by.targets(FAR)) == ["id-cn-north-4"] and fake.lookups == 1  # not due yet
     clock.now = 600.0
     first = found_by.targets(FAR)  # starts the refresh; this scrape reads the list as it was
-    found_by.look_up_now(FAR)  # (waits for that refresh)
-    assert ids(first) == ["id-cn-north-4"]
+    # Waits for that refresh's thread to end (look_up_now would start another if it had ended).
+    waited = time.monotonic() + 10
+    while any(t.name == "dli-discovery" for t in threading.enumerate()) and time.monotonic() < waited:
+        time.sleep(0.01)
+    assert ids(first) == ["id-cn-north-4"] and fake.lookups == 2
     assert ids(found_by.targets(FAR)) == ["id-cn-north-4", "id-ap-southeast-1"]  # a new project is read
     found_by.look_up_now(FAR)
     assert ids(found_by.targets(FAR)) == ["id-ap-southeast-1"]  # a removed project is no longer read
