@@ -10,7 +10,7 @@ APT_PACKAGES := prometheus prometheus-alertmanager
 # is a stand-in made with debootstrap (see tests/image/containers.conf for podman's settings).
 IMAGE_PACKAGES := podman runc debootstrap uidmap fuse-overlayfs slirp4netns containernetworking-plugins catatonit
 
-.PHONY: all demo test lint unit tools golden bench fuzz mutate clean help
+.PHONY: all demo test lint unit tools golden kit bench fuzz mutate clean help
 
 all: test
 
@@ -18,6 +18,7 @@ help:
 	@echo "make demo    run the exporter on a built-in simulated DLI API (http://127.0.0.1:9822/metrics)"
 	@echo "make test    lint, type-check and run every test (installs what they need)"
 	@echo "make golden  rewrite the golden exposition files after a deliberate change"
+	@echo "make kit     write the rules, the PrometheusRule and the dashboard ConfigMap from deploy/kit (make test checks them)"
 	@echo "make bench   sweep speed, API requests, CPU per job and memory against the targets (a few minutes)"
 	@echo "make fuzz    property tests with fresh random examples, ten times as many (make test replays fixed ones)"
 	@echo "make mutate  mutation testing of the pure modules against their unit tests; prints the kill rate"
@@ -45,7 +46,8 @@ tools:
 	  $(APT_PACKAGES) $(IMAGE_PACKAGES) >/dev/null
 
 lint: $(STAMP)
-	$(BIN)/ruff check exporter tests deploy/alert-receiver
+	$(BIN)/ruff check exporter tests deploy/alert-receiver deploy/kit
+	$(BIN)/python deploy/kit/generate.py --check
 	$(BIN)/mypy
 
 unit: $(STAMP)
@@ -55,7 +57,11 @@ test: $(STAMP) tools lint
 	$(BIN)/pytest
 
 # Timing targets live here, not in the tests (which only check that the harness runs).
+kit: $(STAMP)
+	$(BIN)/python deploy/kit/generate.py
+
 bench: $(STAMP)
+	$(BIN)/python -m tests.benchmarks.rules_bench
 	$(BIN)/python -m tests.benchmarks.api_economy
 	$(BIN)/python -m tests.benchmarks.probe_bench
 	$(BIN)/python -m tests.benchmarks.bench
