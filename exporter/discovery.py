@@ -180,13 +180,18 @@ class Discovery:
         threading.Thread(target=self._look_up, args=(budget, running), name="dli-discovery", daemon=True).start()
         return running
 
+    @property
+    def _retry_in(self) -> float:
+        """Seconds until a failed look-up is tried again."""
+        return min(self._interval, RETRY_FAILED)
+
     def _look_up(self, deadline: Deadline, running: threading.Event) -> None:
         try:
             self._look_up_once(deadline)
         except Exception as exc:  # noqa: BLE001  (a bug must not stop discovery for good)
             log.error("project look-up failed unexpectedly", extra={"error": repr(exc)})
             with self._lock:
-                self._due = self._clock() + min(self._interval, RETRY_FAILED)
+                self._due = self._clock() + self._retry_in
         finally:
             with self._lock:
                 self._running = None
@@ -198,10 +203,10 @@ class Discovery:
         found = self._lookup(deadline)
         if isinstance(found, Failure):
             log.warning("project look-up failed: keeping the last list",
-                        extra={"retry_in": round(min(self._interval, RETRY_FAILED)), **found.log_fields()})
+                        extra={"retry_in": round(self._retry_in), **found.log_fields()})
             with self._lock:
                 self._error = str(found)
-                self._due = self._clock() + min(self._interval, RETRY_FAILED)
+                self._due = self._clock() + self._retry_in
             return
         candidates, left_out = self._place_all(found)
         with self._lock:

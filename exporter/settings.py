@@ -274,11 +274,15 @@ class Settings(ServerSettings):
         return IamPassword.name if self.iam_username is not None else AccessKey.name
 
     @property
+    def _logins_at_global_iam(self) -> bool:
+        """Without a region, an IAM user logs in where the projects are looked up (global IAM)."""
+        return self.discovers and not self.effective_region
+
+    @property
     def auth_options(self) -> dict[str, Any]:
         """That method's options, every one present (validation made sure)."""
         if self.auth_method == IamPassword.name:
-            # Without a region, the logins go where the projects are looked up (global IAM).
-            base = self.discovery_iam_endpoint if self.discovers and not self.effective_region else \
+            base = self.discovery_iam_endpoint if self._logins_at_global_iam else \
                 iam_endpoint(self.effective_region, self.iam_endpoint)
             token_url = schema.token_url(base)
             return {"username": self.iam_username, "password": self.iam_password, "domain": self.iam_domain,
@@ -344,7 +348,7 @@ class Settings(ServerSettings):
 
     def _iam_rules(self) -> None:
         try:
-            if not (self.discovers and not self.effective_region):
+            if not self._logins_at_global_iam:
                 iam_endpoint(self.effective_region, self.iam_endpoint)
             unreachable = None
         except NoEndpoint as exc:

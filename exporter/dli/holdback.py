@@ -121,7 +121,7 @@ class Holdback:
             if isinstance(got, Failure):
                 handled = self._learn(got, project_id)
             elif not broke:
-                self._trusted, self._hold, self._rejected = True, self._hold_min, False
+                self._let_through()
             self._wake.notify_all()
         return handled
 
@@ -137,8 +137,12 @@ class Holdback:
                 "resume_in": round(failure.resume_at - self._clock(), 1), **failure.log_fields()})
             return replace(failure, logged=True)
         if failure.status is not None and failure.outcome is not Outcome.HELD:
-            self._trusted, self._hold, self._rejected = True, self._hold_min, False  # the gateway let it through
+            self._let_through()  # the gateway let it through, whatever the API said then
         return failure
+
+    def _let_through(self) -> None:
+        """A call got past the gateway: the credential is good, the next hold starts short again."""
+        self._trusted, self._hold, self._rejected = True, self._hold_min, False
 
     def _start_hold(self, failure: Failure, project_id: str) -> Failure:
         now = self._clock()
