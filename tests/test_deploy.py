@@ -16,6 +16,7 @@ import threading
 import time
 import venv
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -102,6 +103,28 @@ def test_the_wheel_installs_into_a_fresh_venv_and_runs_the_demo(tmp_path: Path) 
 
 def _lines(body: str, prefix: str) -> str:
     return "".join(line + "\n" for line in body.splitlines() if line.startswith(prefix))
+
+
+@contextmanager
+def _prometheus_servers(tmp_path: Path, configs: dict[str, dict[str, Any]]) -> Iterator[list[str]]:
+    """Real Prometheus servers, one per configuration (written as ``{name}.yml`` in ``tmp_path``,
+    where its relative paths point, each with its own storage), ready: their URLs, in order."""
+    servers: list[tuple[str, subprocess.Popen[bytes]]] = []
+    try:
+        for name, config in configs.items():
+            (tmp_path / f"{name}.yml").write_text(yaml.safe_dump(config))
+            port = free_port()
+            servers.append((f"http://127.0.0.1:{port}", subprocess.Popen(
+                [tool("prometheus"), f"--config.file={tmp_path / name}.yml", f"--storage.tsdb.path={tmp_path / name}",
+                 f"--web.listen-address=127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                cwd=tmp_path)))
+        for url, _ in servers:
+            _wait_for(f"{url}/-/ready")
+        yield [url for url, _ in servers]
+    finally:
+        for _, proc in servers:
+            proc.terminate()
+            proc.wait(timeout=10)
 
 
 def _wait_for(url: str, seconds: float = 30) -> str:
@@ -834,34 +857,27 @@ def _two_shards(tmp_path: Path, example: str, address: str, targets: list[str] |
                 wanted: int = 2) -> list[set[str]]:
     """The projects each of two real Prometheus servers running the sharded ``example`` (shard 0
     and 1, scraping every second) holds with dli_up 1, once each has ``wanted`` of them."""
-    servers = []
-    try:
-        for shard in ("0", "1"):
-            config = yaml.safe_load((DEPLOY / "prometheus" / example).read_text())
-            config.pop("rule_files")
-            config.pop("alerting")
-            config["global"].update(scrape_interval="1s", evaluation_interval="1s")
-            job = config["scrape_configs"][0]
-            job.update(scrape_interval="1s", scrape_timeout="1s")
-            if targets is not None:
-                job["static_configs"][0]["targets"] = targets
-            for sd in job.get("http_sd_configs", []):
-                sd.update(url=f"http://{address}/discovery", refresh_interval="1s")
-            for rule in job["relabel_configs"]:
-                if rule.get("action") == "keep":
-                    rule["regex"] = shard
-                if rule.get("target_label") == "__address__":
-                    rule["replacement"] = address
-            path = tmp_path / f"shard{shard}.yml"
-            path.write_text(yaml.safe_dump(config))
-            port = free_port()
-            servers.append((f"http://127.0.0.1:{port}", subprocess.Popen(
-                [tool("prometheus"), f"--config.file={path}", f"--storage.tsdb.path={tmp_path / shard}",
-                 f"--web.listen-address=127.0.0.1:{port}"], stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL, cwd=tmp_path)))
-        held: list[set[str]] = []
-        for url, _ in servers:
-            _wait_for(f"{url}/-/ready")
+    configs = {}
+    for shard in ("0", "1"):
+        config = yaml.safe_load((DEPLOY / "prometheus" / example).read_text())
+        config.pop("rule_files")
+        config.pop("alerting")
+        config["global"].update(scrape_interval="1s", evaluation_interval="1s")
+        job = config["scrape_configs"][0]
+        job.update(scrape_interval="1s", scrape_timeout="1s")
+        if targets is not None:
+            job["static_configs"][0]["targets"] = targets
+        for sd in job.get("http_sd_configs", []):
+            sd.update(url=f"http://{address}/discovery", refresh_interval="1s")
+        for rule in job["relabel_configs"]:
+            if rule.get("action") == "keep":
+                rule["regex"] = shard
+            if rule.get("target_label") == "__address__":
+                rule["replacement"] = address
+        configs[f"shard{shard}"] = config
+    held: list[set[str]] = []
+    with _prometheus_servers(tmp_path, configs) as urls:
+        for url in urls:
             found: set[str] = set()
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline and len(found) < wanted:
@@ -869,11 +885,7 @@ def _two_shards(tmp_path: Path, example: str, address: str, targets: list[str] |
                 found = {r["metric"]["project_id"] for r in body["data"]["result"]}
                 time.sleep(0.5)
             held.append(found)
-        return held
-    finally:
-        for _, proc in servers:
-            proc.terminate()
-            proc.wait(timeout=10)
+    return held
 
 
 @pytest.mark.e2e
@@ -940,20 +952,13 @@ def test_dashboard_and_rules_work_on_probed_series(tmp_path: Path) -> None:
         for rule in alerts_of(rules):
             rule["for"] = "0s"
         (tmp_path / "dli-exporter.rules.yml").write_text(yaml.safe_dump(rules))
-        (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        proc = subprocess.Popen([tool("prometheus"), f"--config.file={tmp_path / 'prometheus.yml'}",
-                                 f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+        with _prometheus_servers(tmp_path, {"prometheus": config}) as [url]:
 
-        def query(expr: str) -> list[Any]:
-            body = requests.get(f"{url}/api/v1/query", params={"query": _substitute(expr)}, timeout=10).json()
-            assert body["status"] == "success", (expr, body)
-            return list(body["data"]["result"])
+            def query(expr: str) -> list[Any]:
+                body = requests.get(f"{url}/api/v1/query", params={"query": _substitute(expr)}, timeout=10).json()
+                assert body["status"] == "success", (expr, body)
+                return list(body["data"]["result"])
 
-        try:
-            _wait_for(f"{url}/-/ready")
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline and not query("count(count_over_time(dli_up[1m]) >= 5) >= 2"):
                 time.sleep(1)
@@ -966,9 +971,6 @@ def test_dashboard_and_rules_work_on_probed_series(tmp_path: Path) -> None:
             assert any(a["metric"].get("name") == "payments-fraud-detect" for a in firing), firing
             assert all("instance" not in a["metric"] for a in firing)
             assert {r["metric"]["region"] for r in query("dli_project_info")} == set(DEMO_REGIONS.values())
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
 
 
 @pytest.mark.e2e
@@ -985,21 +987,11 @@ def test_two_replicas_show_on_the_dashboard_as_one(tmp_path: Path) -> None:
             running_exporter(settings_for(sim, project_ids=listed, endpoint=sim.url + "/{region}")) as one, \
             running_exporter(settings_for(sim, project_ids=listed, endpoint=sim.url + "/{region}")) as two:
         (tmp_path / "rules.yml").write_text(RULES.read_text())
-        servers: list[tuple[str, subprocess.Popen[bytes]]] = []
-        try:
-            for name, targets in (("single", [one]), ("pair", [one, two])):
-                config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"}, "rule_files": ["rules.yml"],
+        configs = {name: {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"}, "rule_files": ["rules.yml"],
                           "scrape_configs": [{"job_name": "dli-exporter", "scrape_timeout": "1s", "static_configs": [
                               {"targets": [t.url.removeprefix("http://") for t in targets]}]}]}
-                (tmp_path / f"{name}.yml").write_text(yaml.safe_dump(config))
-                port = free_port()
-                servers.append((f"http://127.0.0.1:{port}", subprocess.Popen(
-                    [tool("prometheus"), f"--config.file={tmp_path / name}.yml",
-                     f"--storage.tsdb.path={tmp_path / name}",
-                     f"--web.listen-address=127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                    cwd=tmp_path)))
-            for url, _ in servers:
-                _wait_for(f"{url}/-/ready")
+                   for name, targets in (("single", [one]), ("pair", [one, two]))}
+        with _prometheus_servers(tmp_path, configs) as servers:
             at = time.time() + 20
 
             def query(url: str, expr: str) -> dict[frozenset[tuple[str, str]], float]:
@@ -1013,7 +1005,7 @@ def test_two_replicas_show_on_the_dashboard_as_one(tmp_path: Path) -> None:
             # The comparison, printed for the reader (pytest -s): series, and the sum of their values.
             print(f"\n{'panel query (* about the replicas)':70} {'one replica':>20} {'two replicas':>20}")
             for title, expr in _dashboard_queries():
-                single, pair = query(servers[0][0], expr), query(servers[1][0], expr)
+                single, pair = query(servers[0], expr), query(servers[1], expr)
                 about_replicas = "replica" in title or "up{" in expr
                 print(f"{title[:66] + ('*' if about_replicas else ''):70} "
                       f"{len(single):>6} = {sum(single.values()):>11.6g} {len(pair):>6} = {sum(pair.values()):>11.6g}")
@@ -1026,9 +1018,5 @@ def test_two_replicas_show_on_the_dashboard_as_one(tmp_path: Path) -> None:
                 if not same:
                     differ.append(title)
                 compared += bool(single)
-        finally:
-            for _, proc in servers:
-                proc.terminate()
-                proc.wait(timeout=10)
     assert not differ, f"panels that two replicas change: {differ}"
     assert compared >= 20
